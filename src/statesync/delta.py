@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from statesync.errors import InvalidValueError, PatchError, PathError, TestFailedError
 from statesync.ops import END, Add, Copy, Move, NativeOp, Op, Remove, Replace, Set, Splice, Test
-from statesync.value import Path, Value, check_value, copy_value, format_path, strict_equal
+from statesync.value import Path, Value, check_value, copy_value, format_path
 
 if TYPE_CHECKING:
     from statesync.hashing import IncrementalHash
@@ -213,8 +213,9 @@ class _Patcher:
 
     def apply(self, op: Op) -> None:
         if isinstance(op, Move):
-            op = Move(self._norm(op.from_path), self._norm(op.path))
-        elif isinstance(op, Copy):
+            self._move(op)
+            return
+        if isinstance(op, Copy):
             op = Copy(self._norm(op.from_path), self._norm(op.path))
         elif any(type(item) is str for item in op.path):
             op = _with_path(op, self._norm(op.path))
@@ -229,27 +230,29 @@ class _Patcher:
                 self._remove(path)
             case Splice(path, index, delete, insert):
                 self._splice(path, index, delete, [check_value(v) for v in insert])
-            case Move(from_path, path):
-                if from_path == path:
-                    self._read(from_path)
-                    return
-                if path[: len(from_path)] == from_path:
-                    raise PatchError(
-                        f"cannot move {format_path(from_path)} into its own child "
-                        f"{format_path(path)}",
-                        path=path,
-                    )
-                value = self._read(from_path)
-                self._remove(from_path)
-                self._add(path, value)
             case Copy(from_path, path):
                 self._add(path, copy_value(self._read(from_path)))
             case Test(path, value):
                 actual = self._read(path)
-                if not strict_equal(actual, value):
+                if not json_equal(actual, value):
                     raise TestFailedError(f"test failed at {format_path(path)}", path=path)
             case _:
                 raise PatchError(f"unknown operation {op!r}")
+
+    def _move(self, op: Move) -> None:
+        from_path, target = self._norm(op.from_path), self._norm(op.path)
+        if from_path == target:
+            self._read(from_path)
+            return
+        if target[: len(from_path)] == from_path:
+            raise PatchError(
+                f"cannot move {format_path(from_path)} into its own child {format_path(target)}",
+                path=target,
+            )
+        value = self._read(from_path)
+        self._remove(from_path)
+        # RFC 6902 4.4: the target is read against the document after the removal.
+        self._add(self._norm(op.path), value)
 
     def _set(self, path: Path, value: Value, *, must_exist: bool) -> None:
         if not path:
@@ -263,6 +266,7 @@ class _Patcher:
         if type(parent) is dict:
             if type(key) is not str:
                 raise PathError(f"dict at {format_path(path[:-1])} needs a str key", path=path)
+            check_value({key: None}, path[:-1])
             if must_exist and key not in parent:
                 raise PathError(f"no key {key!r} at {format_path(path[:-1])}", path=path)
         else:
@@ -329,6 +333,24 @@ class _Patcher:
     def _emit(self, op: NativeOp) -> None:
         if self.record is not None:
             self.record.append(op)
+
+
+def json_equal(a: Value, b: Value) -> bool:
+    """RFC 6902 ``test`` equality: numbers compare by value (``1 == 1.0``), but a boolean
+    never equals a number; containers compare member by member."""
+    ta, tb = type(a), type(b)
+    if ta in (int, float) and tb in (int, float):
+        return a == b
+    if ta is not tb:
+        return False
+    if ta is dict:
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())  # type: ignore[union-attr, index]
+    if ta is list:
+        return len(a) == len(b) and all(  # type: ignore[arg-type]
+            json_equal(x, y)
+            for x, y in zip(a, b, strict=False)  # type: ignore[arg-type]
+        )
+    return a == b
 
 
 def _with_path(op: Op, path: Path) -> Op:

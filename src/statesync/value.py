@@ -39,6 +39,7 @@ def check_value(value: object, path: Path = ()) -> Value:
         for k, v in value.items():  # type: ignore[attr-defined]
             if type(k) is not str:
                 raise InvalidValueError(f"dict key {k!r} at {_fmt(path)} is not a str", path=path)
+            _check_str(k, path)
             check_value(v, (*path, k))
     elif t is list:
         for i, v in enumerate(value):  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""Per-player views: one global delta, filtered per viewer instead of N whole-state diffs.
+
+Visibility is structural (see :mod:`statesync.game`): ``"game"`` and ``"seats"`` are public,
+``"players"/<id>`` belongs to that player, ``"secret"`` to nobody. So filtering an operation
+only looks at the first one or two items of its path, and a view's hash is combined from
+cached section hashes in constant time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from statesync.delta import Delta
+from statesync.game import view_of
+from statesync.hashing import T_DICT, P, format_hash, key_weight
+from statesync.ops import Set
+
+if TYPE_CHECKING:
+    from statesync.hashing import IncrementalHash
+    from statesync.ops import Op
+
+
+class _Full:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FULL"
+
+
+FULL: Final = _Full()
+"""Viewer meaning "the whole state, secrets included" (the server and its replicas)."""
+
+Viewer = str | None | _Full
+"""A player id, ``None`` for a spectator, or :data:`FULL`."""
+
+
+def filter_delta(delta: Delta, viewer: Viewer) -> Delta:
+    """The part of a full-state delta that ``viewer`` may see.
+
+    >>> d = Delta((Set(("game", "pot"), 30), Set(("players", "bob", "cards"), ["Ah", "Kd"])))
+    >>> [op.path for op in filter_delta(d, "alice").ops]
+    [('game', 'pot')]
+    """
+    if viewer is FULL:
+        return delta
+    out = [f for op in delta.ops if (f := filter_op(op, viewer)) is not None]  # type: ignore[arg-type]
+    if len(out) == len(delta.ops):
+        return delta
+    return Delta(tuple(out))
+
+
+def filter_op(op: Op, viewer: str | None) -> Op | None:
+    """``op`` as ``viewer`` sees it, or ``None`` when it touches nothing they may see."""
+    path = op.path
+    if not path:
+        if isinstance(op, Set) and isinstance(op.value, dict):
+            return Set((), view_of(op.value, viewer))
+        return op
+    section = path[0]
+    if section in ("game", "seats"):
+        return op
+    if section == "players":
+        if len(path) == 1:
+            if isinstance(op, Set) and isinstance(op.value, dict):
+                mine = op.value.get(viewer) if viewer is not None else None
+                has = viewer is not None and viewer in op.value
+                return Set(path, {viewer: mine} if has else {})  # type: ignore[dict-item]
+            return None
+        return op if path[1] == viewer else None
+    return None
+
+
+def view_hash(hasher: IncrementalHash, state: dict[str, Any], viewer: Viewer) -> str:
+    """The hash of ``viewer``'s view of ``state``, from cached section hashes."""
+    if viewer is FULL:
+        return hasher.hex
+    acc = T_DICT
+    acc += key_weight("game") * hasher.subtree(state, ("game",))
+    acc += key_weight("seats") * hasher.subtree(state, ("seats",))
+    players = T_DICT
+    if viewer is not None and viewer in state["players"]:
+        players += key_weight(viewer) * hasher.subtree(state, ("players", viewer))  # type: ignore[arg-type]
+    acc += key_weight("players") * players
+    return format_hash(acc % P)
+
+
+__all__ = ["FULL", "Viewer", "filter_delta", "filter_op", "view_hash"]
