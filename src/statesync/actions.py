@@ -17,8 +17,9 @@ class PlayerAction:
     ``base_version`` is the version the client saw when it acted. On a server, ``player_id``
     and ``client_id`` come from the authenticated session, never from the message body.
 
-    >>> PlayerAction("alice", "alice-phone", 1, 0, "place", {"cell": 4})
-    PlayerAction(player_id='alice', client_id='alice-phone', seq=1, base_version=0, type='place', payload={'cell': 4})
+    >>> a = PlayerAction("alice", "alice-phone", 1, 0, "place", {"cell": 4})
+    >>> a.player_id, a.seq, a.payload
+    ('alice', 1, {'cell': 4})
     """
 
     player_id: str

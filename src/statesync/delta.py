@@ -76,7 +76,7 @@ class Delta:
         """True when every operation is a native one (:class:`Set`, :class:`Remove`,
         :class:`Splice` with a concrete index)."""
         return all(
-            type(op) in (Set, Remove) or (type(op) is Splice and op.index >= 0)  # type: ignore[union-attr]
+            type(op) in (Set, Remove) or (isinstance(op, Splice) and op.index >= 0)
             for op in self.ops
         )
 
@@ -282,9 +282,9 @@ class _Patcher:
             parent = self._read(path[:-1])
             if type(parent) is list:
                 key = path[-1]
-                if type(key) is not int or not (key == END or 0 <= key <= len(parent)):  # type: ignore[arg-type]
+                if type(key) is not int or not (key == END or 0 <= key <= len(parent)):
                     raise PathError(
-                        f"index {key!r} out of range for a list of {len(parent)} "  # type: ignore[arg-type]
+                        f"index {key!r} out of range for a list of {len(parent)} "
                         f"at {format_path(path[:-1])}",
                         path=path,
                     )
@@ -378,7 +378,7 @@ def _child(node: Any, item: object, path: Path) -> Any:
         return node[item]
     if t is list:
         _check_index(node, item, path, allow_end=False)
-        return node[item]  # type: ignore[index]
+        return node[item]
     raise PathError(f"{format_path(path[:-1])} is a {t.__name__}, not a container", path=path)
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from statesync import reasons
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
@@ -86,7 +88,8 @@ class Game:
 
     def setup(self, players: Sequence[str], config: Value, rng: Rng) -> dict[str, Any]:
         """The initial state: a dict with ``"game"`` and optionally ``"players"`` (private
-        state per player) and ``"secret"``. ``players`` are the players seated at creation."""
+        state per player) and ``"secret"``. ``players`` are the players seated at creation.
+        Raise :class:`~statesync.errors.GameError` (or ``ValueError``) for a bad ``config``."""
         raise NotImplementedError
 
     def validate(self, state: dict[str, Any], action: PlayerAction, ctx: Context) -> str | None:
@@ -109,7 +112,7 @@ class Game:
         reason code to refuse (the default refuses beyond :attr:`max_players`) and set up the
         player's private state, which defaults to ``{}``."""
         if len(draft["seats"]) > self.max_players:
-            return "action/table_full"
+            return reasons.TABLE_FULL
         draft["players"].setdefault(player_id, {})
         return None
 

@@ -97,11 +97,18 @@ def index_weight(index: int) -> int:
     return powers[index + 1]
 
 
+_R_INV: Final = pow(R, P - 2, P)
+_inv_powers: list[int] = [1]
+
+
 def _rpow(n: int) -> int:
-    """``R**n`` for ``n >= 0``; ``R**-n`` via Fermat for negative ``n``."""
+    """``R**n``; negative ``n`` uses powers of ``R``'s inverse (cached, like the positive ones)."""
     if n >= 0:
         return index_weight(n - 1) if n else 1
-    return pow(R, P - 1 + n, P)
+    inv = _inv_powers
+    while len(inv) <= -n:
+        inv.append(inv[-1] * _R_INV % P)
+    return inv[-n]
 
 
 def item_weight(item: str | int) -> int:
@@ -190,6 +197,8 @@ class IncrementalHash:
 
     def subtree(self, state: Value, path: Path) -> int:
         """``H`` of the subtree at ``path`` (cached and kept current from now on)."""
+        if not path:
+            return self.root
         try:
             return self._cache[path]
         except KeyError:
@@ -214,7 +223,7 @@ class IncrementalHash:
         node = state
         for item in path:
             if type(node) is dict:
-                if item not in node:  # type: ignore[operator]
+                if item not in node:
                     return None
             node = node[item]  # type: ignore[index]
         return value_hash(node)

@@ -34,6 +34,10 @@ RULES_FAILED: Final = "action/rules_failed"
 """The game's rules raised an unexpected error; the action was not applied."""
 STORE_UNAVAILABLE: Final = "store/unavailable"
 """The store could not make the action durable; the table rolled back and it was not applied."""
+TABLE_FULL: Final = "action/table_full"
+"""The game refuses another player at this table."""
+ALREADY_SEATED: Final = "action/already_seated"
+"""The player already has a seat at this table."""
 RESYNCING: Final = "action/resyncing"
 """The client is being resynchronized; the action must be retried after the snapshot."""
 
@@ -52,6 +56,8 @@ ALL: Final = frozenset(
         FORGED_IDENTITY,
         RULES_FAILED,
         STORE_UNAVAILABLE,
+        TABLE_FULL,
+        ALREADY_SEATED,
         RESYNCING,
     }
 )

@@ -12,7 +12,7 @@ A *path* is a tuple of dict keys (``str``) and list indices (``int``) from the r
 from __future__ import annotations
 
 import math
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from statesync.errors import InvalidValueError, PathError
 
@@ -109,23 +109,24 @@ def strict_equal(a: Value, b: Value) -> bool:
 
 def get_path(state: Value, path: Path) -> Value:
     """The value at ``path``; raises :class:`~statesync.errors.PathError` if there is none."""
-    node = state
+    node: Any = state
     for depth, key in enumerate(path):
         t = type(node)
         if t is dict and type(key) is str:
             try:
-                node = node[key]  # type: ignore[index]
+                node = node[key]
             except KeyError:
                 raise PathError(f"no key {key!r} at {_fmt(path[:depth])}", path=path) from None
-        elif t is list and type(key) is int:
-            if not 0 <= key < len(node):  # type: ignore[arg-type, operator]
+        elif t is list and isinstance(key, int):
+            if not 0 <= key < len(node):
                 raise PathError(f"index {key} out of range at {_fmt(path[:depth])}", path=path)
-            node = node[key]  # type: ignore[index]
+            node = node[key]
         else:
             raise PathError(
                 f"cannot index {t.__name__} with {key!r} at {_fmt(path[:depth])}", path=path
             )
-    return node
+    out: Value = node
+    return out
 
 
 def format_path(path: Path) -> str:
