@@ -325,6 +325,8 @@ def test_random_mutations_match_a_plain_model(data: st.DataObject, original: Any
     assert strict_equal(new_state, model)
     assert strict_equal(patch(original, delta), model)
     assert strict_equal(original, snapshot)
+    # The recorded inverse undoes the whole draft, even after later in-place mutations.
+    assert strict_equal(patch(new_state, run.draft.inverse()), snapshot)
     assert delta.is_native()
     assert all(type(op) in (Set, Remove, Splice) for op in delta.ops)
     assert run.hasher.hex == state_hash(model)

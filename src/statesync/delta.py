@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 class Delta:
     """A change from one state to another: an ordered tuple of operations.
 
-    An empty delta is falsy. Build one with :func:`~statesync.diff`, from tracked mutations
+    An empty delta is falsy. Build one with :func:`~statesync.diffing`, from tracked mutations
     (:class:`~statesync.Draft`) or from RFC 6902 JSON Patch::
 
         >>> from statesync import diff, patch
@@ -48,7 +48,7 @@ class Delta:
         ``patch(patch(s, a), b) == patch(s, a.then(b))`` for every state ``s`` that ``a``
         applies to.
         """
-        from statesync.compose import compose
+        from statesync.composition import compose
 
         out: Delta = compose(self, other)
         return out
@@ -101,8 +101,7 @@ def resolve(state: Value, delta: Delta) -> Delta:
     :class:`Set`, :class:`Remove` and :class:`Splice`. Raises :class:`PatchError` if ``delta``
     does not apply to ``state``.
     """
-    if delta.is_native():
-        return delta
+    # Always replay: a native-looking op may still hold an RFC 6901 token ("0") on a list.
     out: list[NativeOp] = []
     apply_ops(state, delta.ops, record=out)
     return Delta(tuple(out))

@@ -92,11 +92,12 @@ class Draft:
     the new state. Copy the hasher first if you may need to roll back.
     """
 
-    __slots__ = ("_epoch", "_hasher", "_ops", "_result", "_root", "_root_proxy")
+    __slots__ = ("_epoch", "_hasher", "_ops", "_result", "_root", "_root_proxy", "_undo")
 
     def __init__(self, state: Value, hasher: IncrementalHash | None = None) -> None:
         self._root: Value = state
         self._ops: list[NativeOp] = []
+        self._undo: list[NativeOp] = []
         self._hasher = hasher
         # Bumped whenever a proxy is re-keyed or detached: cached paths are valid while it holds.
         self._epoch = 0
@@ -151,8 +152,15 @@ class Draft:
         if self._hasher is not None:
             self._hasher.before_set(self._root, (), new)
         self._ops.append(Set((), new))
+        self._undo.append(Set((), self._root))
         self._root = new
         self._detach_root()
+
+    def inverse(self) -> Delta:
+        """The delta that undoes everything recorded so far: ``patch(new_state,
+        draft.inverse())`` strictly equals the original state. Built from the values each
+        mutation overwrote, so it costs what the change costs."""
+        return Delta(tuple(reversed(self._undo)))
 
     def finish(self) -> tuple[Value, Delta]:
         """End the draft: return ``(new_state, delta)``.
@@ -374,6 +382,7 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
         if draft._hasher is not None:
             draft._hasher.before_set(draft._root, full, value)
         draft._ops.append(Set(full, value))
+        draft._undo.append(Set(full, node[key]) if key in node else Remove(full))
         node[key] = value
         if key in self._kids:
             self._drop_kid(key)
@@ -391,6 +400,7 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
         if draft._hasher is not None:
             draft._hasher.before_remove(draft._root, full)
         draft._ops.append(Remove(full))
+        draft._undo.append(Set(full, node[key]))
         del node[key]
         if key in self._kids:
             self._drop_kid(key)
@@ -469,6 +479,7 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
         if draft._hasher is not None:
             draft._hasher.before_set(draft._root, path, {})
         draft._ops.append(Set(path, {}))
+        draft._undo.append(Set(path, dict(node)))
         node.clear()
         self._drop_all_kids()
 
@@ -540,6 +551,7 @@ class DraftList(_Proxy, MutableSequence[Any]):
         if draft._hasher is not None:
             draft._hasher.before_set(draft._root, full, value)
         draft._ops.append(Set(full, value))
+        draft._undo.append(Set(full, node[i]))
         node[i] = value
         if i in self._kids:
             self._drop_kid(i)
@@ -584,6 +596,8 @@ class DraftList(_Proxy, MutableSequence[Any]):
         if draft._hasher is not None:
             draft._hasher.before_splice(draft._root, path, index, delete, insert)
         draft._ops.append(Splice(path, index, delete, tuple(insert)))
+        old = self._node[index : index + delete]
+        draft._undo.append(Splice(path, index, len(insert), tuple(old)))
         self._node[index : index + delete] = insert
         if self._kids:
             self._shift_kids(index, delete, len(insert))
@@ -690,6 +704,7 @@ class DraftList(_Proxy, MutableSequence[Any]):
         if draft._hasher is not None:
             draft._hasher.before_set(draft._root, path, value)
         draft._ops.append(Set(path, value))
+        draft._undo.append(Set(path, copy_value(node)))  # children stay live: copy them
         node[:] = reordered
         if self._kids:
             where = {old: new for new, old in enumerate(order)}

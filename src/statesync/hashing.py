@@ -124,6 +124,22 @@ def path_weight(path: Iterable[str | int]) -> int:
     return w
 
 
+_weight_memo: dict[Path, int] = {}
+
+
+def _weight(path: Path) -> int:
+    """``W(path)``, memoized: games touch the same few paths over and over."""
+    try:
+        return _weight_memo[path]
+    except KeyError:
+        pass
+    w = path_weight(path)
+    if len(_weight_memo) >= _MEMO_LIMIT:
+        _weight_memo.clear()
+    _weight_memo[path] = w
+    return w
+
+
 def value_hash(value: Value) -> int:
     """``H(value)`` as an integer, computed from scratch (the value must be valid)."""
     t = type(value)
@@ -177,11 +193,27 @@ class IncrementalHash:
     True
     """
 
-    __slots__ = ("_cache", "root")
+    __slots__ = ("_cache", "_keys", "_maxlen", "_prefixes", "root")
 
     def __init__(self, state: Value, *, root: int | None = None) -> None:
         self.root = value_hash(state) if root is None else root
         self._cache: dict[Path, int] = {}
+        # Derived from the cache's key set, rebuilt only when that set changes: which paths
+        # have cached descendants, and the longest cached path (bounds ancestor lookups).
+        self._keys = 0
+        self._prefixes: frozenset[Path] = frozenset()
+        self._maxlen = 0
+
+    def _index_keys(self) -> None:
+        prefixes = set()
+        maxlen = 0
+        for q in self._cache:
+            maxlen = max(maxlen, len(q))
+            for k in range(len(q)):
+                prefixes.add(q[:k])
+        self._prefixes = frozenset(prefixes)
+        self._maxlen = maxlen
+        self._keys = len(self._cache)
 
     @property
     def hex(self) -> str:
@@ -193,6 +225,9 @@ class IncrementalHash:
         c = IncrementalHash.__new__(IncrementalHash)
         c.root = self.root
         c._cache = dict(self._cache)
+        c._keys = self._keys
+        c._prefixes = self._prefixes
+        c._maxlen = self._maxlen
         return c
 
     def subtree(self, state: Value, path: Path) -> int:
@@ -209,12 +244,15 @@ class IncrementalHash:
         out = value_hash(node)
         if len(self._cache) >= 256:
             self._cache.clear()
+        self._keys = -1
         self._cache[path] = out
+        self._keys = -1
         return out
 
     def forget(self) -> None:
         """Drop every cached subtree hash (the root hash stays)."""
         self._cache.clear()
+        self._keys = -1
 
     def _old_hash(self, state: Value, path: Path) -> int | None:
         cached = self._cache.get(path)
@@ -232,16 +270,22 @@ class IncrementalHash:
         """Add ``W(path) * diff`` to the root and to every cached ancestor of ``path``."""
         if not diff:
             return
+        self.root = (self.root + _weight(path) * diff) % P
         cache = self._cache
-        w = 1
-        for depth in range(len(path), 0, -1):
-            w = w * item_weight(path[depth - 1]) % P
-            anc = path[: depth - 1]
-            if anc and anc in cache:
-                cache[anc] = (cache[anc] + w * diff) % P
-        self.root = (self.root + w * diff) % P
+        if not cache:
+            return
+        if self._keys != len(cache):
+            self._index_keys()
+        for k in range(1, min(len(path), self._maxlen + 1)):
+            anc = path[:k]
+            if anc in cache:
+                cache[anc] = (cache[anc] + _weight(path[k:]) * diff) % P
 
     def _invalidate_below(self, path: Path, from_index: int | None = None) -> None:
+        if self._keys != len(self._cache):
+            self._index_keys()
+        if path not in self._prefixes:
+            return
         n = len(path)
         doomed = [
             q
@@ -252,6 +296,7 @@ class IncrementalHash:
         ]
         for q in doomed:
             del self._cache[q]
+            self._keys = -1
 
     def before_set(self, state: Value, path: Path, new: Value) -> None:
         """Account for setting ``path`` (a dict key, a list index or the root) to ``new``."""
@@ -269,7 +314,8 @@ class IncrementalHash:
         """Account for removing the dict key at ``path``."""
         old = self._old_hash(state, path)
         self._invalidate_below(path)
-        self._cache.pop(path, None)
+        if self._cache.pop(path, None) is not None:
+            self._keys = -1
         self._propagate(path, -(old or 0))
 
     def before_splice(
@@ -313,6 +359,8 @@ class IncrementalHash:
         else:
             cached = self._cache.get(path)
             whole = value_hash(lst) if cached is None else cached
+            if path not in self._cache:
+                self._keys = -1
             self._cache[path] = whole
         head = sum(index_weight(j) * self._elem_hash(lst, path, j) for j in range(start))
         return (whole - T_LIST - head) % P

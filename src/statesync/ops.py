@@ -1,6 +1,6 @@
 """Delta operations: small frozen value types, one class per kind of change.
 
-Native operations (what :func:`~statesync.diff`, mutation tracking and the wire format use):
+Native operations (what :func:`~statesync.diffing`, mutation tracking and the wire format use):
 
 * :class:`Set` -- set a dict member (add or replace), a list element (must exist) or the root;
 * :class:`Remove` -- remove a dict member, or one list element (RFC 6902 ``remove``);

@@ -1,0 +1,593 @@
+"""``StateSynchronizer``: one authoritative, versioned table (or a replica of one).
+
+Theory of operation
+-------------------
+The synchronizer owns a table's full state (four sections, see :mod:`statesync.game`), its
+version (gapless, one per accepted action), an incremental hash, a bounded history of forward
+and inverse deltas, and the dedupe memory. Actions go through :meth:`submit`:
+
+1. dedupe on ``(client_id, seq)``: a retry gets the remembered outcome, nothing re-applied;
+2. the batch is put in a deterministic order (:func:`~statesync.conflict.order_batch`);
+3. each action is checked by the engine (seated, connected, game over, base version) and by
+   the game's ``validate`` against the *current* state (late actions are rebased, not refused
+   for being late, unless the game is strict), then applied to a copy-on-write draft; the
+   recorded mutations are the delta, and the hash is updated from them alone;
+4. the batch's history entries go to the store; only when the store has them are the outcomes
+   returned. If the store fails, the table rolls back to the last durable version and the
+   batch is refused with ``store/unavailable``.
+
+Clients catch up with :meth:`sync_state`: a squashed delta from their version, filtered to
+their view, or a snapshot when that is smaller, the history does not reach back, or they hold
+a version from another epoch. A replica (:meth:`from_snapshot`) follows with
+:meth:`apply_delta`, which checks the base version and the resulting hash.
+
+The core is synchronous and deterministic; the ``async`` methods exist for the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from statesync import reasons
+from statesync.actions import Accepted, PlayerAction, Rejected
+from statesync.canonical import encode
+from statesync.composition import squash
+from statesync.conflict import Dedupe, order_batch
+from statesync.delta import EMPTY, Delta, apply_ops
+from statesync.draft import Draft
+from statesync.errors import (
+    ActionRejected,
+    HashMismatchError,
+    StateSyncError,
+    VersionError,
+)
+from statesync.game import Context, Game, view_of
+from statesync.hashing import IncrementalHash, state_hash
+from statesync.history import History, HistoryEntry
+from statesync.inversion import invert
+from statesync.rng import Rng
+from statesync.snapshot import StateDelta, StateSnapshot
+from statesync.value import Value, check_value, copy_value
+from statesync.views import FULL, Viewer, filter_delta, view_hash
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from statesync.actions import Outcome
+    from statesync.storage import Store
+
+SYSTEM_CLIENT = "$system"
+"""``client_id`` of the actions the engine itself creates (join, leave, tick...)."""
+JOIN, LEAVE, CONNECT, DISCONNECT, TICK = "$join", "$leave", "$connect", "$disconnect", "$tick"
+SYSTEM_TYPES = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT, TICK})
+
+
+class StateSynchronizer:
+    """An authoritative table: versioned state, history, snapshots, conflicts and views.
+
+    >>> import asyncio
+    >>> from statesync.games import TicTacToe
+    >>> sync = StateSynchronizer(TicTacToe(), players=["alice", "bob"], seed=7)
+    >>> act = PlayerAction("alice", "alice-1", 1, 0, "place", {"cell": 4})
+    >>> [o.ok for o in asyncio.run(sync.submit([act]))]
+    [True]
+    >>> sync.version
+    1
+    """
+
+    def __init__(
+        self,
+        game: Game,
+        *,
+        players: Sequence[str] = (),
+        config: Value = None,
+        seed: int = 0,
+        table_id: str = "table",
+        store: Store | None = None,
+        clock: Callable[[], float] | None = None,
+        history_versions: int = 1000,
+        history_bytes: int = 4 << 20,
+        dedupe_window: int = 1024,
+    ) -> None:
+        self.game = game
+        self.table_id = table_id
+        self.seed = seed
+        self.config = check_value(config)
+        self.store = store
+        self._clock = clock
+        self.epoch = 0
+        self._fork_version = 0
+        self.version = 0
+        self.history = History(max_versions=history_versions, max_bytes=history_bytes)
+        self.dedupe = Dedupe(dedupe_window)
+        self.stats: dict[str, int] = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        self._client_owner: dict[str, str] = {}
+        self._viewer: str | None = None
+        seated = sorted(set(players))
+        setup = game.setup(seated, self.config, Rng.derive(seed, 0))
+        state: dict[str, Any] = {
+            "game": setup.get("game"),
+            "seats": {p: {"connected": True} for p in seated},
+            "players": {p: setup.get("players", {}).get(p, {}) for p in seated},
+            "secret": setup.get("secret"),
+        }
+        self._state: dict[str, Any] = check_value(copy_value(state))  # type: ignore[assignment]
+        self._hasher = IncrementalHash(self._state)
+        self.durable_version = 0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_snapshot(
+        cls,
+        snapshot: StateSnapshot,
+        game: Game | None = None,
+        *,
+        seed: int = 0,
+        config: Value = None,
+        store: Store | None = None,
+        clock: Callable[[], float] | None = None,
+        history_versions: int = 1000,
+        history_bytes: int = 4 << 20,
+    ) -> StateSynchronizer:
+        """A synchronizer holding ``snapshot``: a replica that follows with
+        :meth:`apply_delta`, or, with the game and a full snapshot, a restored authority.
+
+        Raises :class:`~statesync.errors.HashMismatchError` if the snapshot's contents do not
+        match its hash.
+        """
+        state = snapshot.to_state()
+        actual = state_hash(state)
+        if actual != snapshot.hash:
+            raise HashMismatchError(
+                f"snapshot of version {snapshot.version} does not match its hash",
+                expected_hash=snapshot.hash,
+                actual_hash=actual,
+                version=snapshot.version,
+            )
+        self = cls.__new__(cls)
+        self.game = game if game is not None else Game()
+        self.table_id = "replica"
+        self.seed = seed
+        self.config = check_value(config)
+        self.store = store
+        self._clock = clock
+        self.epoch = snapshot.epoch
+        self._fork_version = 0
+        self.version = snapshot.version
+        self.history = History(
+            max_versions=history_versions, max_bytes=history_bytes, start=snapshot.version
+        )
+        self.dedupe = Dedupe()
+        self.stats = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        self._client_owner = {}
+        self._viewer = snapshot.viewer
+        self._state = copy_value(state)  # type: ignore[assignment]
+        self._hasher = IncrementalHash(self._state)
+        self.durable_version = snapshot.version
+        return self
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The current full state. Treat it as read-only: it is shared with the history."""
+        return self._state
+
+    @property
+    def hash(self) -> str:
+        """The hash of the full state held."""
+        return self._hasher.hex
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        """Seated players, sorted."""
+        return tuple(sorted(self._state.get("seats", {})))
+
+    def view(self, player_id: Viewer = FULL) -> dict[str, Any]:
+        """``player_id``'s view of the current state (:data:`~statesync.views.FULL`: all)."""
+        if player_id is FULL:
+            return self._state
+        return view_of(self._state, player_id)  # type: ignore[arg-type]
+
+    def view_hash(self, player_id: Viewer = FULL) -> str:
+        """The hash of ``player_id``'s view, in constant time."""
+        return view_hash(self._hasher, self._state, player_id)
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else 0.0
+
+    # ------------------------------------------------------------------ the seed's contract
+
+    async def sync_state(
+        self, client_version: int, *, player_id: Viewer = FULL, epoch: int | None = None
+    ) -> StateDelta | StateSnapshot:
+        """What a holder of ``client_version`` needs to reach the current version.
+
+        Returns one squashed :class:`StateDelta` filtered to ``player_id``'s view, or a
+        :class:`StateSnapshot` of that view when the version is outside the retained history,
+        in the future, from another ``epoch`` past the fork, or when the delta would be larger
+        than the snapshot.
+        """
+        return self.sync(client_version, player_id=player_id, epoch=epoch)
+
+    def sync(
+        self, client_version: int, *, player_id: Viewer = FULL, epoch: int | None = None
+    ) -> StateDelta | StateSnapshot:
+        """Synchronous form of :meth:`sync_state`."""
+        stale_epoch = epoch is not None and epoch != self.epoch
+        if (
+            client_version < self.history.base_version
+            or client_version > self.version
+            or (stale_epoch and client_version > self._fork_version)
+        ):
+            return self.snapshot(player_id)
+        if client_version == self.version:
+            return StateDelta(
+                client_version, self.version, EMPTY, self.view_hash(player_id), self.epoch
+            )
+        entries = self.history.since(client_version)
+        deltas = [filter_delta(e.delta, player_id) for e in entries]
+        approx = sum(e.size for e in entries)
+        delta = squash(deltas)
+        if approx > 512:
+            snap_size = len(encode(self.view(player_id)))
+            if len(encode(_ops_value(delta))) >= snap_size:
+                return self.snapshot(player_id)
+        return StateDelta(
+            client_version, self.version, delta, self.view_hash(player_id), self.epoch
+        )
+
+    async def apply_delta(self, delta: StateDelta) -> None:
+        """Apply a delta from the authority to this replica.
+
+        Raises :class:`~statesync.errors.VersionError` if ``delta.base_version`` is not this
+        replica's version (or the epoch differs), :class:`~statesync.errors.PatchError` if it
+        does not apply, and :class:`~statesync.errors.HashMismatchError` if the result does
+        not hash to ``delta.hash``. In every error case the replica is unchanged.
+        """
+        if delta.epoch != self.epoch:
+            raise VersionError(
+                f"delta is for epoch {delta.epoch}, replica holds epoch {self.epoch}",
+                expected=self.epoch,
+                actual=delta.epoch,
+            )
+        if delta.base_version != self.version:
+            raise VersionError(
+                f"delta applies to version {delta.base_version}, replica holds {self.version}",
+                expected=self.version,
+                actual=delta.base_version,
+            )
+        hasher = self._hasher.copy()
+        new_state = apply_ops(self._state, delta.delta.ops, hasher=hasher)
+        if hasher.hex != delta.hash:
+            raise HashMismatchError(
+                f"state after applying delta to version {delta.version} does not match",
+                expected_hash=delta.hash,
+                actual_hash=hasher.hex,
+                version=delta.version,
+            )
+        if delta.version == self.version + 1 and delta.delta:
+            inverse = invert(delta.delta, self._state)
+            self.history.append(
+                HistoryEntry(
+                    delta.version,
+                    None,
+                    delta.delta,
+                    inverse,
+                    hasher.hex,
+                    _size(delta.delta, inverse),
+                )
+            )
+        else:  # a squashed jump: older versions are no longer reachable by delta
+            self.history = History(
+                max_versions=self.history.max_versions,
+                max_bytes=self.history.max_bytes,
+                start=delta.version,
+            )
+        self._state = new_state  # type: ignore[assignment]
+        self._hasher = hasher
+        self.version = self.durable_version = delta.version
+
+    async def validate_state(self, snapshot: StateSnapshot) -> bool:
+        """True when ``snapshot`` is internally consistent *and* matches this table's state
+        at its version (for the viewer it was made for). Never raises for a bad snapshot."""
+        if snapshot.epoch != self.epoch or not snapshot.verify():
+            return False
+        viewer: Viewer = FULL if snapshot.full else snapshot.viewer
+        if snapshot.version == self.version:
+            return snapshot.hash == self.view_hash(viewer)
+        try:
+            old = self.state_at(snapshot.version)
+        except StateSyncError:
+            return False
+        return snapshot.hash == state_hash(old if viewer is FULL else view_of(old, viewer))  # type: ignore[arg-type]
+
+    async def create_snapshot(self, player_id: Viewer = FULL) -> StateSnapshot:
+        """A snapshot of the current state (or of ``player_id``'s view)."""
+        return self.snapshot(player_id)
+
+    def snapshot(self, player_id: Viewer = FULL) -> StateSnapshot:
+        """Synchronous form of :meth:`create_snapshot`."""
+        viewer = None if player_id is FULL else player_id
+        if player_id is FULL and "secret" not in self._state:
+            # A replica of one player's view: its "whole state" is that view.
+            return StateSnapshot.of(
+                self.version,
+                self._state,
+                timestamp=self._now(),
+                epoch=self.epoch,
+                viewer=self._viewer,
+            )
+        return StateSnapshot(
+            version=self.version,
+            hash=self.view_hash(player_id),
+            game_state=copy_value(self._state["game"]),
+            player_states=copy_value(self.view(player_id)["players"]),  # type: ignore[arg-type]
+            timestamp=self._now(),
+            seats=copy_value(self._state["seats"]),  # type: ignore[arg-type]
+            secret_state=copy_value(self._state["secret"]) if player_id is FULL else None,
+            full=player_id is FULL,
+            epoch=self.epoch,
+            viewer=viewer,  # type: ignore[arg-type]
+        )
+
+    async def resolve_conflict(self, actions: Sequence[PlayerAction]) -> Value:
+        """Apply a batch of concurrent actions in the deterministic order and return the
+        resulting game state (the outcomes are in :attr:`last_outcomes`)."""
+        self.last_outcomes = await self.submit(actions)
+        return copy_value(self._state["game"])
+
+    # ------------------------------------------------------------------ acting
+
+    async def submit(self, actions: Iterable[PlayerAction]) -> list[Outcome]:
+        """Apply a batch of actions; returns one outcome per action, in the order given.
+
+        Outcomes are returned only once the accepted versions are in the store. If the store
+        raises, every action of the batch is refused with ``store/unavailable`` and the table
+        is back at its last durable version.
+        """
+        acts = list(actions)
+        start = self.version
+        outcomes = self.submit_nowait(acts)
+        if self.store is not None and self.version > start:
+            entries = self.history.since(start)
+            try:
+                await self.store.append(self.table_id, self.epoch, entries)
+            except Exception as e:
+                return self._abort_batch(acts, outcomes, start, e)
+        self.durable_version = self.version
+        return outcomes
+
+    def submit_nowait(self, actions: Sequence[PlayerAction]) -> list[Outcome]:
+        """Apply a batch in memory without waiting for the store (callers must not
+        acknowledge the outcomes until the new versions are durable)."""
+        results: dict[int, Outcome] = {}
+        fresh: list[PlayerAction] = []
+        for i, a in enumerate(actions):
+            remembered = self.dedupe.lookup(a.client_id, a.seq)
+            if remembered is not None and a.client_id != SYSTEM_CLIENT:
+                self.stats["duplicates"] += 1
+                results[i] = _as_duplicate(remembered)
+            elif a.client_id != SYSTEM_CLIENT and self.dedupe.too_old(a.client_id, a.seq):
+                results[i] = self._reject(a, reasons.SEQ_TOO_OLD, "seq is below the dedupe window")
+            else:
+                fresh.append(a)
+        by_identity: dict[tuple[str, int], list[int]] = {}
+        for i, a in enumerate(actions):
+            if i not in results:
+                by_identity.setdefault((a.client_id, a.seq), []).append(i)
+        seen: set[tuple[str, int]] = set()
+        unique = []
+        for a in fresh:
+            k = (a.client_id, a.seq)
+            if k not in seen or a.client_id == SYSTEM_CLIENT:
+                seen.add(k)
+                unique.append(a)
+        for a in order_batch(unique, self.version):
+            outcome = self._apply_one(a)
+            if a.client_id != SYSTEM_CLIENT:
+                self.dedupe.record(a.client_id, a.seq, outcome)
+            for n, i in enumerate(by_identity.get((a.client_id, a.seq), [])):
+                results.setdefault(i, outcome if n == 0 else _as_duplicate(outcome))
+        return [results[i] for i in range(len(actions))]
+
+    def _abort_batch(
+        self, acts: list[PlayerAction], outcomes: list[Outcome], start: int, error: Exception
+    ) -> list[Outcome]:
+        self._rewind(start)
+        for a, o in zip(acts, outcomes, strict=True):
+            if not o.duplicate:
+                self.dedupe.forget(a.client_id, a.seq)
+        return [
+            Rejected(
+                a,
+                reasons.STORE_UNAVAILABLE,
+                f"store write failed: {type(error).__name__}",
+                version=self.version,
+            )
+            for a in acts
+        ]
+
+    async def join(self, player_id: str) -> Outcome:
+        """Seat ``player_id`` (the game's :meth:`~statesync.Game.join` may refuse)."""
+        return (await self.submit([self._system(JOIN, player_id)]))[0]
+
+    async def leave(self, player_id: str) -> Outcome:
+        """Remove ``player_id``'s seat and private state."""
+        return (await self.submit([self._system(LEAVE, player_id)]))[0]
+
+    async def set_connected(self, player_id: str, connected: bool) -> Outcome:
+        """Record that a seated player's connection dropped or came back."""
+        return (await self.submit([self._system(CONNECT if connected else DISCONNECT, player_id)]))[
+            0
+        ]
+
+    async def tick(self) -> Outcome:
+        """Advance a real-time game by one step (the game's :meth:`~statesync.Game.tick`)."""
+        return (await self.submit([self._system(TICK, "")]))[0]
+
+    def _system(self, kind: str, player_id: str) -> PlayerAction:
+        return PlayerAction(player_id, SYSTEM_CLIENT, self.version + 1, self.version, kind, None)
+
+    def _reject(self, a: PlayerAction, code: str, message: str = "") -> Rejected:
+        self.stats["rejected"] += 1
+        return Rejected(a, code, message, version=self.version)
+
+    def _check(self, a: PlayerAction, ctx: Context) -> str | None:
+        """Engine-level checks; returns a reason code or None."""
+        state = self._state
+        if a.client_id == SYSTEM_CLIENT:
+            if a.type not in SYSTEM_TYPES:
+                return reasons.UNKNOWN_TYPE
+            seated = a.player_id in state["seats"]
+            if a.type == JOIN and seated:
+                return reasons.ALREADY_SEATED
+            if a.type in (LEAVE, CONNECT, DISCONNECT) and not seated:
+                return reasons.NOT_SEATED
+            return None
+        if a.type.startswith("$"):
+            return reasons.UNKNOWN_TYPE
+        owner = self._client_owner.setdefault(a.client_id, a.player_id)
+        if owner != a.player_id:
+            return reasons.FORGED_IDENTITY
+        if a.base_version > self.version:
+            return reasons.FUTURE_BASE
+        if self.game.strict_base and a.base_version < self.version:
+            return reasons.STALE_BASE
+        seat = state["seats"].get(a.player_id)
+        if seat is None:
+            return reasons.NOT_SEATED
+        if not self.game.allow_disconnected and not seat.get("connected", True):
+            return reasons.DISCONNECTED
+        if self.game.is_over(state):
+            return reasons.GAME_OVER
+        try:
+            check_value(a.payload)
+        except StateSyncError:
+            return reasons.INVALID_PAYLOAD
+        return self.game.validate(state, a, ctx)
+
+    def _apply_one(self, a: PlayerAction) -> Outcome:
+        version = self.version + 1
+        ctx = Context(version, self.players, Rng.derive(self.seed, version), self.config)
+        try:
+            code = self._check(a, ctx)
+        except ActionRejected as e:
+            return self._reject(a, e.code, str(e))
+        except Exception as e:
+            return self._reject(a, reasons.RULES_FAILED, f"validate raised {type(e).__name__}")
+        if code is not None:
+            return self._reject(a, code)
+        hasher = self._hasher.copy()
+        draft = Draft(self._state, hasher=hasher)
+        try:
+            code = self._mutate(draft.root, a, ctx)
+            if code is not None:
+                return self._reject(a, code)
+            new_state, delta = draft.finish()
+        except ActionRejected as e:
+            return self._reject(a, e.code, str(e))
+        except Exception as e:
+            return self._reject(a, reasons.RULES_FAILED, f"rules raised {type(e).__name__}: {e}")
+        inverse = draft.inverse()
+        entry = HistoryEntry(version, a, delta, inverse, hasher.hex, _size(delta, inverse))
+        self.history.append(entry)
+        self._state = new_state  # type: ignore[assignment]
+        self._hasher = hasher
+        self.version = version
+        self.stats["accepted"] += 1
+        return Accepted(a, version)
+
+    def _mutate(self, root: Any, a: PlayerAction, ctx: Context) -> str | None:
+        game = self.game
+        if a.client_id != SYSTEM_CLIENT:
+            game.apply(root, a, ctx)
+            return None
+        pid = a.player_id
+        if a.type == JOIN:
+            root["seats"][pid] = {"connected": True}
+            players = tuple(sorted((*ctx.players, pid)))
+            return game.join(root, pid, Context(ctx.version, players, ctx.rng, ctx.config))
+        if a.type == LEAVE:
+            game.leave(root, pid, ctx)
+            del root["seats"][pid]
+            root["players"].pop(pid, None)
+            return None
+        if a.type in (CONNECT, DISCONNECT):
+            connected = a.type == CONNECT
+            if root["seats"][pid]["connected"] != connected:
+                root["seats"][pid]["connected"] = connected
+                game.connection_changed(root, pid, connected, ctx)
+            return None
+        game.tick(root, ctx)
+        return None
+
+    # ------------------------------------------------------------------ rollback
+
+    def state_at(self, version: int) -> dict[str, Any]:
+        """The full state at a retained ``version`` (rewinds a copy with inverse deltas).
+
+        Raises :class:`~statesync.errors.HistoryTruncatedError` /
+        :class:`~statesync.errors.VersionError` outside the retained range.
+        """
+        entries = self.history.since(version)
+        state: Value = self._state
+        for e in reversed(entries):
+            state = apply_ops(state, e.inverse.ops)
+        return state  # type: ignore[return-value]
+
+    async def rollback(self, to_version: int) -> None:
+        """Rewind the table to a retained version and start a new epoch.
+
+        Clients that hold a later version of the old epoch get a snapshot on their next
+        sync. Raises :class:`~statesync.errors.HistoryTruncatedError` if ``to_version`` is
+        older than the retained history, :class:`~statesync.errors.VersionError` if it is in
+        the future.
+        """
+        self.history.since(to_version)  # validates the range
+        for e in self._rewind(to_version):
+            if e.action is not None and e.action.client_id != SYSTEM_CLIENT:
+                self.dedupe.forget(e.action.client_id, e.action.seq)
+        self.epoch += 1
+        self._fork_version = to_version
+        self.durable_version = min(self.durable_version, to_version)
+        if self.store is not None:
+            await self.store.save_snapshot(self.table_id, self.snapshot())
+
+    def _rewind(self, to_version: int) -> list[HistoryEntry]:
+        dropped = self.history.truncate_after(to_version)
+        state: Value = self._state
+        hasher = self._hasher
+        for e in dropped:
+            state = apply_ops(state, e.inverse.ops, hasher=hasher)
+        self._state = state  # type: ignore[assignment]
+        self.version = to_version
+        return dropped
+
+
+def _as_duplicate(o: Outcome) -> Outcome:
+    if isinstance(o, Accepted):
+        return Accepted(o.action, o.version, duplicate=True)
+    return Rejected(o.action, o.code, o.message, o.version, duplicate=True, detail=o.detail)
+
+
+def _ops_value(delta: Delta) -> list[Value]:
+    """A plain value holding a delta's contents (for size estimates only)."""
+    out: list[Value] = []
+    for op in delta.ops:
+        out.append(list(op.path))
+        for v in (getattr(op, "value", None), getattr(op, "insert", None)):
+            if v is not None:
+                out.append(list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def _size(delta: Delta, inverse: Delta) -> int:
+    """Approximate bytes held by a history entry (a plain MessagePack encoding of both)."""
+    return len(_sizer.encode(_ops_value(delta))) + len(_sizer.encode(_ops_value(inverse)))
+
+
+_sizer = msgspec.msgpack.Encoder()
