@@ -21,6 +21,7 @@ CORE = {
     "delta",
     "diffing",
     "draft",
+    "fanout",
     "errors",
     "game",
     "hashing",

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from statesync.actions import PlayerAction
 from statesync.errors import HashMismatchError
@@ -78,7 +78,7 @@ async def run_demo(players: int, hands: int, seed: int, out: object = sys.stdout
         choices = legal_actions(table.state, actor)
         if not choices:
             break
-        kind, payload = rng.choice(choices)
+        kind, payload = _pick(rng, choices)
         r = replicas[actor]
         r.seq += 1
         outcome = (
@@ -124,6 +124,16 @@ async def run_demo(players: int, hands: int, seed: int, out: object = sys.stdout
     )
     counts["versions"] = table.version
     return counts
+
+
+_WEIGHTS = {"check": 6, "call": 6, "fold": 2, "bet": 2, "raise": 1, "all_in": 0}
+
+
+def _pick(rng: Rng, choices: list[tuple[str, Any]]) -> tuple[str, Any]:
+    """A scripted bot: mostly checks and calls, sometimes bets, folds or raises, and goes all
+    in only when nothing else is legal (so a demo table lasts many hands)."""
+    weighted = [c for c in choices for _ in range(_WEIGHTS.get(c[0], 1))] or choices
+    return rng.choice(weighted)
 
 
 def _progress(

@@ -357,10 +357,14 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
     _node: dict[str, Value]
 
     def __getitem__(self, key: str) -> Any:
+        value = self._node[key]
+        t = type(value)
+        if t is not dict and t is not list:
+            return value  # scalars need no proxy: the common, fast case
         kid = self._kids.get(key)
         if kid is not None:
             return kid
-        return self._kid(key, self._node[key])
+        return self._kid(key, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
         path = self._locate()
@@ -517,10 +521,14 @@ class DraftList(_Proxy, MutableSequence[Any]):
 
     def __getitem__(self, index: Any) -> Any:
         if type(index) is int and index >= 0:
+            value = self._node[index]
+            t = type(value)
+            if t is not dict and t is not list:
+                return value
             kid = self._kids.get(index)
             if kid is not None:
                 return kid
-            return self._kid(index, self._node[index])
+            return self._kid(index, value)
         if type(index) is slice:
             return copy_value(self._node[index])
         i = self._index(index)
@@ -717,9 +725,17 @@ class DraftList(_Proxy, MutableSequence[Any]):
 
     def __iter__(self) -> Iterator[Any]:
         i = 0
-        while i < len(self._node):
-            yield self[i]
+        node = self._node
+        while i < len(node):
+            value = node[i]
+            t = type(value)
+            if t is not dict and t is not list:
+                yield value
+            else:
+                kid = self._kids.get(i)
+                yield kid if kid is not None else self._kid(i, value)
             i += 1
+            node = self._node  # the loop body may have copied the list on write
 
     def __contains__(self, value: object) -> bool:
         return _plain(value) in self._node

@@ -32,7 +32,6 @@ import msgspec
 
 from statesync import reasons
 from statesync.actions import Accepted, PlayerAction, Rejected
-from statesync.canonical import encode
 from statesync.composition import squash
 from statesync.conflict import Dedupe, order_batch
 from statesync.delta import EMPTY, Delta, apply_ops
@@ -105,6 +104,7 @@ class StateSynchronizer:
         self.stats: dict[str, int] = {"accepted": 0, "rejected": 0, "duplicates": 0}
         self._client_owner: dict[str, str] = {}
         self._viewer: str | None = None
+        self._keep_history = True
         seated = sorted(set(players))
         setup = game.setup(seated, self.config, Rng.derive(seed, 0))
         state: dict[str, Any] = {
@@ -131,9 +131,11 @@ class StateSynchronizer:
         clock: Callable[[], float] | None = None,
         history_versions: int = 1000,
         history_bytes: int = 4 << 20,
+        keep_history: bool = False,
     ) -> StateSynchronizer:
         """A synchronizer holding ``snapshot``: a replica that follows with
         :meth:`apply_delta`, or, with the game and a full snapshot, a restored authority.
+        A replica keeps no history (nothing to roll back or serve) unless ``keep_history``.
 
         Raises :class:`~statesync.errors.HashMismatchError` if the snapshot's contents do not
         match its hash.
@@ -164,6 +166,7 @@ class StateSynchronizer:
         self.stats = {"accepted": 0, "rejected": 0, "duplicates": 0}
         self._client_owner = {}
         self._viewer = snapshot.viewer
+        self._keep_history = keep_history or game is not None
         self._state = copy_value(state)  # type: ignore[assignment]
         self._hasher = IncrementalHash(self._state)
         self.durable_version = snapshot.version
@@ -231,10 +234,10 @@ class StateSynchronizer:
         entries = self.history.since(client_version)
         deltas = [filter_delta(e.delta, player_id) for e in entries]
         approx = sum(e.size for e in entries)
-        delta = squash(deltas)
+        delta = deltas[0] if len(deltas) == 1 else squash(deltas)
         if approx > 512:
-            snap_size = len(encode(self.view(player_id)))
-            if len(encode(_ops_value(delta))) >= snap_size:
+            snap_size = len(_sizer.encode(self.view(player_id)))
+            if len(_sizer.encode(_ops_value(delta))) >= snap_size:
                 return self.snapshot(player_id)
         return StateDelta(
             client_version, self.version, delta, self.view_hash(player_id), self.epoch
@@ -269,7 +272,9 @@ class StateSynchronizer:
                 actual_hash=hasher.hex,
                 version=delta.version,
             )
-        if delta.version == self.version + 1 and delta.delta:
+        if not self._keep_history:
+            pass
+        elif delta.version == self.version + 1 and delta.delta:
             inverse = invert(delta.delta, self._state)
             self.history.append(
                 HistoryEntry(
@@ -575,7 +580,7 @@ def _as_duplicate(o: Outcome) -> Outcome:
 
 
 def _ops_value(delta: Delta) -> list[Value]:
-    """A plain value holding a delta's contents (for size estimates only)."""
+    """A plain value holding a delta's contents (to compare a delta's size with a snapshot)."""
     out: list[Value] = []
     for op in delta.ops:
         out.append(list(op.path))
@@ -586,8 +591,18 @@ def _ops_value(delta: Delta) -> list[Value]:
 
 
 def _size(delta: Delta, inverse: Delta) -> int:
-    """Approximate bytes held by a history entry (a plain MessagePack encoding of both)."""
-    return len(_sizer.encode(_ops_value(delta))) + len(_sizer.encode(_ops_value(inverse)))
+    """Approximate bytes a history entry holds: encoded values plus 8 bytes per path item."""
+    total = 0
+    encode = _sizer.encode
+    for op in (*delta.ops, *inverse.ops):
+        total += 8 * len(op.path) + 4
+        value = getattr(op, "value", None)
+        if value is not None:
+            total += len(encode(value))
+        insert = getattr(op, "insert", None)
+        if insert:
+            total += len(encode(insert))
+    return total
 
 
 _sizer = msgspec.msgpack.Encoder()

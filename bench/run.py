@@ -1,0 +1,38 @@
+"""Every benchmark in one run, so the ratios are measured side by side.
+
+    make bench            # or: .venv/bin/python bench/run.py
+
+Prints the wire-bytes table on the four standard workloads (against full JSON, full JSON
+through one deflate stream, and the information floor), actions per second through
+StateSynchronizer on a 9-player hold'em table, and the cost per action on a 64x64 versus a
+256x256 board. Results and the machine they came from are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import throughput
+import wire_bytes
+
+
+def main() -> int:
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{platform.processor() or 'unknown cpu'}"
+    )
+    print()
+    print("== wire bytes ==")
+    wire_status = wire_bytes.main()
+    print()
+    print("== engine throughput ==")
+    throughput.main()
+    return wire_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
