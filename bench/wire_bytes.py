@@ -32,9 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from statesync.diffing import diff
-
 from statesync.delta import Delta, patch
+from statesync.diffing import diff
 from statesync.ops import Remove, Set, Splice
 from statesync.value import strict_equal
 from statesync.wire import WireDecoder, WireEncoder

@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from statesync.diffing import diff
 
 from statesync.canonical import encode
 from statesync.composition import compose, squash
 from statesync.delta import Delta, patch
+from statesync.diffing import diff
 from statesync.errors import PatchError
 from statesync.inversion import invert
 from statesync.ops import END, Add, Copy, Move, Op, Remove, Replace, Set, Splice, Test

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from statesync.diffing import diff
 
 from statesync.delta import Delta, apply_ops, patch
+from statesync.diffing import diff
 from statesync.ops import NativeOp, Remove, Set, Splice
 from statesync.value import Value, copy_value, strict_equal
 
