@@ -37,7 +37,7 @@ class Rng:
         """An independent generator for ``(seed, *parts)``, e.g. ``Rng.derive(table_seed,
         version)``: each version of a table draws from its own stream, so replaying any one
         action needs no generator state."""
-        text = ":".join([str(seed), *(str(p) for p in parts)])
+        text = f"{seed}:{parts[0]}" if len(parts) == 1 else ":".join(map(str, (seed, *parts)))
         return cls(xxhash.xxh3_64_intdigest(text.encode()))
 
     def next_u64(self) -> int:

@@ -105,6 +105,7 @@ class StateSynchronizer:
         self._client_owner: dict[str, str] = {}
         self._viewer: str | None = None
         self._keep_history = True
+        self._players: tuple[Any, tuple[str, ...]] | None = None
         seated = sorted(set(players))
         setup = game.setup(seated, self.config, Rng.derive(seed, 0))
         state: dict[str, Any] = {
@@ -167,6 +168,7 @@ class StateSynchronizer:
         self._client_owner = {}
         self._viewer = snapshot.viewer
         self._keep_history = keep_history or game is not None
+        self._players = None
         self._state = copy_value(state)  # type: ignore[assignment]
         self._hasher = IncrementalHash(self._state)
         self.durable_version = snapshot.version
@@ -187,7 +189,11 @@ class StateSynchronizer:
     @property
     def players(self) -> tuple[str, ...]:
         """Seated players, sorted."""
-        return tuple(sorted(self._state.get("seats", {})))
+        seats = self._state.get("seats", {})
+        cached = self._players
+        if cached is None or cached[0] is not seats:
+            cached = self._players = (seats, tuple(sorted(seats)))
+        return cached[1]
 
     def view(self, player_id: Viewer = FULL) -> dict[str, Any]:
         """``player_id``'s view of the current state (:data:`~statesync.views.FULL`: all)."""
@@ -369,6 +375,8 @@ class StateSynchronizer:
     def submit_nowait(self, actions: Sequence[PlayerAction]) -> list[Outcome]:
         """Apply a batch in memory without waiting for the store (callers must not
         acknowledge the outcomes until the new versions are durable)."""
+        if len(actions) == 1:
+            return [self._submit_one(actions[0])]
         results: dict[int, Outcome] = {}
         fresh: list[PlayerAction] = []
         for i, a in enumerate(actions):
@@ -398,6 +406,20 @@ class StateSynchronizer:
             for n, i in enumerate(by_identity.get((a.client_id, a.seq), [])):
                 results.setdefault(i, outcome if n == 0 else _as_duplicate(outcome))
         return [results[i] for i in range(len(actions))]
+
+    def _submit_one(self, a: PlayerAction) -> Outcome:
+        """:meth:`submit_nowait` for a batch of one (the common case): no ordering needed."""
+        if a.client_id == SYSTEM_CLIENT:
+            return self._apply_one(a)
+        remembered = self.dedupe.lookup(a.client_id, a.seq)
+        if remembered is not None:
+            self.stats["duplicates"] += 1
+            return _as_duplicate(remembered)
+        if self.dedupe.too_old(a.client_id, a.seq):
+            return self._reject(a, reasons.SEQ_TOO_OLD, "seq is below the dedupe window")
+        outcome = self._apply_one(a)
+        self.dedupe.record(a.client_id, a.seq, outcome)
+        return outcome
 
     def _abort_batch(
         self, acts: list[PlayerAction], outcomes: list[Outcome], start: int, error: Exception
