@@ -8,12 +8,22 @@ part-way raises :class:`~statesync.errors.PatchError` and no partial result exis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from statesync.errors import InvalidValueError, PatchError, PathError, TestFailedError
+from statesync.hashing import _ABSENT
 from statesync.ops import END, Add, Copy, Move, NativeOp, Op, Remove, Replace, Set, Splice, Test
-from statesync.value import Path, Value, check_value, copy_value, format_path
+from statesync.value import (
+    INT_MAX,
+    INT_MIN,
+    Path,
+    Value,
+    check_value,
+    copy_value,
+    format_path,
+)
 
 if TYPE_CHECKING:
     from statesync.hashing import IncrementalHash
@@ -116,29 +126,91 @@ def apply_ops(
 ) -> Value:
     """Apply ``ops`` with path copying; optionally keep ``hasher`` current (it is only changed
     when every operation succeeds) and append the native form of each op to ``record``."""
-    work = hasher.copy() if hasher is not None else None
-    p = _Patcher(state, work, record)
-    for i, op in enumerate(ops):
-        try:
-            p.apply(op)
-        except PatchError as e:
-            if e.op_index is None:
-                e.op_index = i
-            raise
-        except (PathError, InvalidValueError) as e:
-            raise PatchError(
-                f"operation {i} ({type(op).__name__}): {e}", op_index=i, path=getattr(e, "path", ())
-            ) from None
-    if hasher is not None and work is not None:
-        hasher.root = work.root
-        hasher._cache = work._cache
-    return p.root
+    if hasher is None:
+        return _Patcher(state, None, record).run(ops)
+    saved = hasher._save()
+    try:
+        return _Patcher(state, hasher, record).run(ops)
+    except BaseException:
+        hasher._restore(saved)
+        raise
+
+
+class _Decline(Exception):
+    """Raised inside the fast path: let the general path handle (or reject) the op."""
+
+
+def _encodable(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _valid_scalar(value: object) -> bool:
+    """Whether ``value`` is a valid scalar state value (containers and other types: False)."""
+    t = type(value)
+    if t is int:
+        return INT_MIN <= value <= INT_MAX  # type: ignore[operator]
+    if t is str:
+        return value.isascii() or _encodable(value)  # type: ignore[attr-defined, arg-type]
+    if t is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    return t is bool or value is None
+
+
+def _import(value: Value) -> Value:
+    """A private deep copy of ``value``, validated on the way: what ``copy_value(check_value(
+    value))`` returns, in one pass. Raises :class:`_Decline` for an invalid value."""
+    t = type(value)
+    if t is dict:
+        out: dict[str, Value] = {}
+        for k, v in value.items():  # type: ignore[union-attr]
+            if type(k) is not str or not (k.isascii() or _encodable(k)):
+                raise _Decline
+            tv = type(v)
+            if tv is str:
+                if not (v.isascii() or _encodable(v)):  # type: ignore[union-attr, arg-type]
+                    raise _Decline
+                out[k] = v
+            elif tv is dict or tv is list:
+                out[k] = _import(v)
+            elif _valid_scalar(v):
+                out[k] = v
+            else:
+                raise _Decline
+        return out
+    if t is list:
+        lst: list[Value] = []
+        for v in value:  # type: ignore[union-attr]
+            tv = type(v)
+            if tv is str:
+                if not (v.isascii() or _encodable(v)):  # type: ignore[union-attr, arg-type]
+                    raise _Decline
+                lst.append(v)
+            elif tv is dict or tv is list:
+                lst.append(_import(v))
+            elif _valid_scalar(v):
+                lst.append(v)
+            else:
+                raise _Decline
+        return lst
+    if _valid_scalar(value):
+        return value
+    raise _Decline
 
 
 class _Patcher:
-    """Applies operations to a private copy-on-write version of a state."""
+    """Applies operations to a private copy-on-write version of a state.
 
-    __slots__ = ("_fresh", "hasher", "record", "root")
+    Native operations on plain paths take a fast path (:meth:`run`, :meth:`_fast_splice`,
+    :meth:`_fast_remove`) that declines, having changed nothing that matters, on anything
+    unusual: RFC 6901 tokens, ``END``, invalid values, missing paths, the root. The general
+    path (:meth:`apply`) then applies the op or raises the precise error.
+    """
+
+    __slots__ = ("_fresh", "_parents", "_via", "hasher", "record", "root")
 
     def __init__(
         self, root: Value, hasher: IncrementalHash | None, record: list[NativeOp] | None
@@ -149,6 +221,214 @@ class _Patcher:
         # ids of containers created by this patcher: safe to mutate in place. The objects are
         # kept alive by the new tree, so their ids cannot be reused while we run.
         self._fresh: set[int] = set()
+        # path -> the owned container at that path in self.root, for containers the fast path
+        # has walked to. An entry goes stale only when a container at or above it is replaced
+        # or removed, or a list above it shifts; those ops drop the entries below them.
+        self._parents: dict[Path, Any] = {}
+        # Paths of the lists the fast path walked through (only below those can a splice make
+        # an entry of _parents stale).
+        self._via: set[Path] = set()
+
+    def run(self, ops: tuple[Op, ...]) -> Value:
+        parents = self._parents
+        hasher = self.hasher
+        record = self.record
+        lo, hi, absent = INT_MIN, INT_MAX, _ABSENT
+        i = 0
+        op: Op | None = None
+        try:
+            for op in ops:
+                t = type(op)
+                if t is Set:
+                    # The fast path for Set, inline: the bulk of every delta.
+                    path = op.path
+                    value = op.value  # type: ignore[union-attr]
+                    tv = type(value)
+                    if tv is str:
+                        ok = value.isascii() or _encodable(value)  # type: ignore[union-attr, arg-type]
+                        new = value
+                    elif tv is int:
+                        ok = lo <= value <= hi  # type: ignore[operator]
+                        new = value
+                    elif tv is dict or tv is list:
+                        try:
+                            new = _import(value)
+                            ok = True
+                        except _Decline:
+                            ok = False
+                    else:
+                        ok = _valid_scalar(value)
+                        new = value
+                    if ok and path:
+                        ppath = path[:-1]
+                        parent = parents.get(ppath)
+                        if parent is None:
+                            parent = self._walk(path, len(ppath))
+                        key = path[-1]
+                        if parent is None:
+                            pass
+                        elif type(parent) is dict:
+                            if type(key) is str and (key.isascii() or _encodable(key)):
+                                old = parent.get(key, absent)
+                                if hasher is not None:
+                                    hasher._set_value(path, old, value)
+                                if record is not None:
+                                    record.append(op)  # type: ignore[arg-type]
+                                parent[key] = new
+                                to = type(old)
+                                if (to is dict or to is list) and len(parents) > 1:
+                                    self._forget(path, 0)
+                                i += 1
+                                continue
+                        elif type(key) is int and 0 <= key < len(parent):
+                            old = parent[key]
+                            if hasher is not None:
+                                hasher._set_value(path, old, value)
+                            if record is not None:
+                                record.append(op)  # type: ignore[arg-type]
+                            parent[key] = new
+                            to = type(old)
+                            if (to is dict or to is list) and len(parents) > 1:
+                                self._forget(path, 0)
+                            i += 1
+                            continue
+                    self.apply(op)
+                elif t is Splice:
+                    if not self._fast_splice(op):  # type: ignore[arg-type]
+                        self.apply(op)
+                elif t is Remove:
+                    if not self._fast_remove(op):  # type: ignore[arg-type]
+                        self.apply(op)
+                else:
+                    self.apply(op)
+                i += 1
+        except PatchError as e:
+            if e.op_index is None:
+                e.op_index = i
+            raise
+        except (PathError, InvalidValueError) as e:
+            raise PatchError(
+                f"operation {i} ({type(op).__name__}): {e}",
+                op_index=i,
+                path=getattr(e, "path", ()),
+            ) from None
+        return self.root
+
+    # ------------------------------------------------------------------ fast paths
+
+    def _forget(self, path: Path, extra: int) -> None:
+        """Drop the remembered containers at ``path`` and below (``extra=0``), or strictly
+        below it (``extra=1``)."""
+        n = len(path)
+        parents = self._parents
+        for q in [q for q in parents if len(q) >= n + extra and q[:n] == path]:
+            del parents[q]
+
+    def _walk(self, path: Path, depth: int) -> Any:
+        """The container at ``path[:depth]``, owned along with every ancestor (and remembered
+        in ``_parents``), or None when the walk meets anything the general path must handle
+        (a token, a missing key, an index out of range, a scalar)."""
+        fresh = self._fresh
+        node: Any = self.root
+        if id(node) not in fresh:
+            t = type(node)
+            if t is dict or t is list:
+                node = node.copy()
+            else:
+                return None
+            fresh.add(id(node))
+            self.root = node
+        child: Any
+        i = 0
+        while i < depth:
+            item = path[i]
+            if type(node) is dict:
+                if type(item) is not str:
+                    return None
+                child = node.get(item)
+            elif type(item) is int and 0 <= item < len(node):
+                child = node[item]
+                self._via.add(path[:i])
+            else:
+                return None
+            t = type(child)
+            if t is dict or t is list:
+                if id(child) not in fresh:
+                    child = child.copy()
+                    fresh.add(id(child))
+                    node[item] = child
+            else:
+                return None
+            node = child
+            i += 1
+        self._parents[path[:depth]] = node
+        return node
+
+    def _fast_remove(self, op: Remove) -> bool:
+        path = op.path
+        if not path:
+            return False
+        ppath = path[:-1]
+        parent = self._parents.get(ppath)
+        if parent is None:
+            parent = self._walk(path, len(ppath))
+        if type(parent) is not dict:
+            return False  # a list element (the general path makes it a splice), or a failure
+        key = path[-1]
+        if type(key) is not str:
+            return False
+        old = parent.get(key, _ABSENT)
+        if old is _ABSENT:
+            return False
+        if self.hasher is not None:
+            self.hasher._remove_value(path, old)
+        if self.record is not None:
+            self.record.append(op)
+        del parent[key]
+        if type(old) is dict or type(old) is list:
+            self._forget(path, 0)
+        return True
+
+    def _fast_splice(self, op: Splice) -> bool:
+        path, index, delete, insert = op.path, op.index, op.delete, op.insert
+        if type(index) is not int or type(delete) is not int or index < 0 or delete < 0:
+            return False
+        items: list[Value] = []
+        for v in insert:
+            t = type(v)
+            if t is str:
+                if not (v.isascii() or _encodable(v)):  # type: ignore[union-attr, arg-type]
+                    return False
+                items.append(v)
+            elif t is dict or t is list:
+                try:
+                    items.append(_import(v))
+                except _Decline:
+                    return False
+            elif _valid_scalar(v):
+                items.append(v)
+            else:
+                return False
+        lst = self._parents.get(path)
+        if lst is None:
+            lst = self._walk(path, len(path))
+        if type(lst) is not list:
+            return False
+        n = len(lst)
+        if index + delete > n:
+            return False
+        if self.hasher is not None:
+            self.hasher._splice_list(lst, path, index, delete, insert)
+        if self.record is not None:
+            self.record.append(
+                op if type(insert) is tuple else Splice(path, index, delete, tuple(insert))
+            )
+        lst[index : index + delete] = items
+        if index < n and self._via and path in self._via:
+            self._forget(path, 1)  # elements moved: what was remembered below them is stale
+        return True
+
+    # ------------------------------------------------------------------ general path
 
     def _own(self, node: Any) -> Any:
         if id(node) in self._fresh:
@@ -211,13 +491,17 @@ class _Patcher:
         return path if out is None else tuple(out)
 
     def apply(self, op: Op) -> None:
+        self._parents.clear()
+        self._via.clear()
         if isinstance(op, Move):
             self._move(op)
             return
         if isinstance(op, Copy):
             op = Copy(self._norm(op.from_path), self._norm(op.path))
         elif any(type(item) is str for item in op.path):
-            op = _with_path(op, self._norm(op.path))
+            path = self._norm(op.path)
+            if path is not op.path:
+                op = _with_path(op, path)
         match op:
             case Set(path, value):
                 self._set(path, check_value(value), must_exist=False)
@@ -257,7 +541,8 @@ class _Patcher:
         if not path:
             if self.hasher is not None:
                 self.hasher.before_set(self.root, path, value)
-            self._emit(Set(path, value))
+            if self.record is not None:
+                self.record.append(Set(path, value))
             self.root = copy_value(value)
             return
         parent = self._container(path[:-1])
@@ -271,8 +556,11 @@ class _Patcher:
         else:
             _check_index(parent, key, path, allow_end=False)
         if self.hasher is not None:
-            self.hasher.before_set(self.root, path, value)
-        self._emit(Set(path, value))
+            self.hasher._set_value(
+                path, parent.get(key, _ABSENT) if type(parent) is dict else parent[key], value
+            )
+        if self.record is not None:
+            self.record.append(Set(path, value))
         parent[key] = copy_value(value)
 
     def _add(self, path: Path, value: Value) -> None:
@@ -303,8 +591,9 @@ class _Patcher:
         if type(key) is not str or key not in parent:
             raise PathError(f"no key {key!r} at {format_path(path[:-1])}", path=path)
         if self.hasher is not None:
-            self.hasher.before_remove(self.root, path)
-        self._emit(Remove(path))
+            self.hasher._remove_value(path, parent[key])
+        if self.record is not None:
+            self.record.append(Remove(path))
         del parent[key]
 
     def _splice(self, path: Path, index: int, delete: int, insert: list[Value]) -> None:
@@ -325,13 +614,10 @@ class _Patcher:
                 path=path,
             )
         if self.hasher is not None:
-            self.hasher.before_splice(self.root, path, index, delete, insert)
-        self._emit(Splice(path, index, delete, tuple(insert)))
-        lst[index : index + delete] = [copy_value(v) for v in insert]
-
-    def _emit(self, op: NativeOp) -> None:
+            self.hasher._splice_list(lst, path, index, delete, insert)
         if self.record is not None:
-            self.record.append(op)
+            self.record.append(Splice(path, index, delete, tuple(insert)))
+        lst[index : index + delete] = [copy_value(v) for v in insert]
 
 
 def json_equal(a: Value, b: Value) -> bool:

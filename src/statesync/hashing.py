@@ -31,7 +31,7 @@ probability ``1 - 2**-127`` but is not meant to resist a forger.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import xxhash
 
@@ -39,7 +39,7 @@ from statesync.canonical import scalar_bytes
 from statesync.value import Path, Value, check_value
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 P: Final = (1 << 127) - 1
 _MEMO_LIMIT: Final = 1 << 16
@@ -57,31 +57,54 @@ T_DICT: Final = h(b"\xc1dict")
 T_LIST: Final = h(b"\xc1list")
 R: Final = h(b"\xc1index")
 
-_scalar_memo: dict[tuple[type, object], int] = {}
 _key_memo: dict[str, int] = {}
 _powers: list[int] = [1]
+
+# Scalar hashes, memoized per type (game states repeat small ints and short strings). One
+# dict per type because ``1``, ``1.0`` and ``True`` are equal as dict keys but hash apart.
+_int_memo: dict[int, int] = {}
+_str_memo: dict[str, int] = {}
+_float_memo: dict[float, int] = {}
+_H_NONE: Final = h(scalar_bytes(None))
+_H_TRUE: Final = h(scalar_bytes(True))
+_H_FALSE: Final = h(scalar_bytes(False))
 
 
 def scalar_hash(value: None | bool | int | float | str) -> int:
     """``H`` of a scalar (memoized: game states repeat small ints and short strings)."""
-    key = (type(value), value)
-    try:
-        return _scalar_memo[key]
-    except KeyError:
-        pass
+    t = type(value)
+    memo: dict[int, int] | dict[str, int] | dict[float, int] | None
+    if t is int:
+        memo = _int_memo
+    elif t is str:
+        memo = _str_memo
+    elif t is float:
+        memo = _float_memo
+    elif value is None:
+        return _H_NONE
+    elif value is True:
+        return _H_TRUE
+    elif value is False:
+        return _H_FALSE
+    else:
+        memo = None
+    if memo is not None:
+        out = memo.get(value)  # type: ignore[arg-type]
+        if out is not None:
+            return out
     out = h(scalar_bytes(value))
-    if len(_scalar_memo) >= _MEMO_LIMIT:
-        _scalar_memo.clear()
-    _scalar_memo[key] = out
+    if memo is not None:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[value] = out  # type: ignore[index]
     return out
 
 
 def key_weight(key: str) -> int:
     """``K(key)``: the weight of a dict member in its parent's hash."""
-    try:
-        return _key_memo[key]
-    except KeyError:
-        pass
+    out = _key_memo.get(key)
+    if out is not None:
+        return out
     out = h(b"\xc1key" + scalar_bytes(key))
     if len(_key_memo) >= _MEMO_LIMIT:
         _key_memo.clear()
@@ -129,10 +152,9 @@ _weight_memo: dict[Path, int] = {}
 
 def _weight(path: Path) -> int:
     """``W(path)``, memoized: games touch the same few paths over and over."""
-    try:
-        return _weight_memo[path]
-    except KeyError:
-        pass
+    w = _weight_memo.get(path)
+    if w is not None:
+        return w
     w = path_weight(path)
     if len(_weight_memo) >= _MEMO_LIMIT:
         _weight_memo.clear()
@@ -143,19 +165,40 @@ def _weight(path: Path) -> int:
 def value_hash(value: Value) -> int:
     """``H(value)`` as an integer, computed from scratch (the value must be valid)."""
     t = type(value)
-    if t is dict:
+    if t is int:
+        out = _int_memo.get(value)  # type: ignore[arg-type]
+        if out is not None:
+            return out
+    elif t is str:
+        out = _str_memo.get(value)  # type: ignore[arg-type]
+        if out is not None:
+            return out
+    elif t is dict:
         acc = T_DICT
+        kmemo = _key_memo
+        smemo = _str_memo
+        imemo = _int_memo
         for k, v in value.items():  # type: ignore[union-attr]
-            acc += key_weight(k) * value_hash(v)
+            kw = kmemo.get(k)
+            if kw is None:
+                kw = key_weight(k)
+            tv = type(v)
+            hv = smemo.get(v) if tv is str else imemo.get(v) if tv is int else None  # type: ignore[arg-type]
+            acc += kw * (value_hash(v) if hv is None else hv)
         return acc % P
-    if t is list:
+    elif t is list:
         acc = T_LIST
         powers = _powers
-        n = len(value)  # type: ignore[arg-type]
-        if len(powers) <= n:
-            index_weight(n)
-        for i, v in enumerate(value):  # type: ignore[arg-type]
-            acc += powers[i + 1] * value_hash(v)
+        if len(powers) <= len(value):  # type: ignore[arg-type]
+            index_weight(len(value))  # type: ignore[arg-type]
+        smemo = _str_memo
+        imemo = _int_memo
+        i = 1
+        for v in value:  # type: ignore[union-attr]
+            tv = type(v)
+            hv = smemo.get(v) if tv is str else imemo.get(v) if tv is int else None  # type: ignore[arg-type]
+            acc += powers[i] * (value_hash(v) if hv is None else hv)
+            i += 1
         return acc % P
     return scalar_hash(value)  # type: ignore[arg-type]
 
@@ -178,6 +221,62 @@ def state_hash(value: object) -> str:
     return format_hash(value_hash(check_value(value)))
 
 
+# What a cache's key set says about a path, memoized per key set (see :class:`_Index`):
+# (W(path), whether the path itself is cached, whether a cached path lies strictly below it,
+# and ((ancestor, W(rest of path)), ...) for its cached proper non-empty ancestors).
+_Info: TypeAlias = "tuple[int, bool, bool, tuple[tuple[Path, int], ...]]"
+
+
+class _Index:
+    """Facts about paths that depend only on which paths a hasher caches, computed once per
+    path and shared by every hasher with the same key set (copies, tables of the same game)."""
+
+    __slots__ = ("info", "keys", "limit", "prefixes")
+
+    def __init__(self, keys: frozenset[Path], limit: int) -> None:
+        self.keys = keys
+        self.prefixes = frozenset(q[:k] for q in keys for k in range(len(q)))
+        self.info: dict[Path, _Info] = {}
+        self.limit = limit
+
+    def lookup(self, path: Path) -> _Info:
+        keys = self.keys
+        ancestors = (
+            tuple((path[:k], _weight(path[k:])) for k in range(1, len(path)) if path[:k] in keys)
+            if keys
+            else ()
+        )
+        out = (_weight(path), path in keys, path in self.prefixes, ancestors)
+        info = self.info
+        if len(info) >= self.limit:
+            info.clear()
+        info[path] = out
+        return out
+
+
+_EMPTY_INDEX: Final = _Index(frozenset(), _MEMO_LIMIT)
+_indexes: dict[frozenset[Path], _Index] = {}
+
+
+def _index_for(keys: frozenset[Path]) -> _Index:
+    if not keys:
+        return _EMPTY_INDEX
+    idx = _indexes.get(keys)
+    if idx is None:
+        if len(_indexes) >= 64:
+            _indexes.clear()
+        idx = _indexes[keys] = _Index(keys, _MEMO_LIMIT >> 4)
+    return idx
+
+
+class _Absent:
+    __slots__ = ()
+
+
+_ABSENT: Final = _Absent()
+"""The ``old`` value meaning "no such dict key yet" (:meth:`IncrementalHash._set_value`)."""
+
+
 class IncrementalHash:
     """Keeps ``H(root)`` current while operations are applied to a state.
 
@@ -193,174 +292,325 @@ class IncrementalHash:
     True
     """
 
-    __slots__ = ("_cache", "_keys", "_maxlen", "_prefixes", "root")
+    # The root and the cached subtree hashes are kept *unreduced* (congruent modulo P, and
+    # only a few bits longer than P**2 after any number of updates): a reduction costs more
+    # than the multiplication it follows, so it happens only when a hash is read.
+    __slots__ = ("_cache", "_index", "_root")
 
     def __init__(self, state: Value, *, root: int | None = None) -> None:
-        self.root = value_hash(state) if root is None else root
+        self._root = value_hash(state) if root is None else root
         self._cache: dict[Path, int] = {}
-        # Derived from the cache's key set, rebuilt only when that set changes: which paths
-        # have cached descendants, and the longest cached path (bounds ancestor lookups).
-        self._keys = 0
-        self._prefixes: frozenset[Path] = frozenset()
-        self._maxlen = 0
+        # Derived from the cache's key set; None when that set changed (rebuilt on demand).
+        self._index: _Index | None = _EMPTY_INDEX
 
-    def _index_keys(self) -> None:
-        prefixes = set()
-        maxlen = 0
-        for q in self._cache:
-            maxlen = max(maxlen, len(q))
-            for k in range(len(q)):
-                prefixes.add(q[:k])
-        self._prefixes = frozenset(prefixes)
-        self._maxlen = maxlen
-        self._keys = len(self._cache)
+    @property
+    def root(self) -> int:
+        """``H(root)`` as an integer in ``[0, P)``."""
+        r = self._root = self._root % P
+        return r
+
+    @root.setter
+    def root(self, value: int) -> None:
+        self._root = value
 
     @property
     def hex(self) -> str:
         """The current root hash as 32 hex digits."""
         return format_hash(self.root)
 
+    def _reindex(self) -> _Index:
+        idx = self._index = _index_for(frozenset(self._cache))
+        return idx
+
+    def _info(self, path: Path) -> _Info:
+        idx = self._index or self._reindex()
+        return idx.info.get(path) or idx.lookup(path)
+
     def copy(self) -> IncrementalHash:
         """An independent copy (for rolling back a failed transaction)."""
         c = IncrementalHash.__new__(IncrementalHash)
-        c.root = self.root
+        c._root = self._root
         c._cache = dict(self._cache)
-        c._keys = self._keys
-        c._prefixes = self._prefixes
-        c._maxlen = self._maxlen
+        c._index = self._index
         return c
+
+    def _adopt(self, other: IncrementalHash) -> None:
+        """Take over ``other``'s state (``other`` must not be used afterwards)."""
+        self._root = other._root
+        self._cache = other._cache
+        self._index = other._index
 
     def subtree(self, state: Value, path: Path) -> int:
         """``H`` of the subtree at ``path`` (cached and kept current from now on)."""
         if not path:
             return self.root
-        try:
-            return self._cache[path]
-        except KeyError:
-            pass
+        cache = self._cache
+        cached = cache.get(path)
+        if cached is not None:
+            cached = cache[path] = cached % P
+            return cached
         node = state
         for item in path:
             node = node[item]  # type: ignore[index]
         out = value_hash(node)
-        if len(self._cache) >= 256:
-            self._cache.clear()
-        self._keys = -1
-        self._cache[path] = out
-        self._keys = -1
+        if len(cache) >= 256:
+            cache.clear()
+        cache[path] = out
+        self._index = None
         return out
 
     def forget(self) -> None:
         """Drop every cached subtree hash (the root hash stays)."""
         self._cache.clear()
-        self._keys = -1
+        self._index = _EMPTY_INDEX
 
-    def _old_hash(self, state: Value, path: Path) -> int | None:
-        cached = self._cache.get(path)
-        if cached is not None:
-            return cached
+    def _walk_hash(self, state: Value, path: Path) -> int:
+        """``H`` of the value at ``path`` in ``state``; 0 when a dict key on the way is missing."""
         node = state
-        for item in path:
-            if type(node) is dict:
-                if item not in node:
-                    return None
-            node = node[item]  # type: ignore[index]
+        try:
+            for item in path:
+                node = node[item]  # type: ignore[index]
+        except KeyError:
+            return 0
         return value_hash(node)
 
-    def _propagate(self, path: Path, diff: int) -> None:
-        """Add ``W(path) * diff`` to the root and to every cached ancestor of ``path``."""
-        if not diff:
-            return
-        self.root = (self.root + _weight(path) * diff) % P
-        cache = self._cache
-        if not cache:
-            return
-        if self._keys != len(cache):
-            self._index_keys()
-        for k in range(1, min(len(path), self._maxlen + 1)):
-            anc = path[:k]
-            if anc in cache:
-                cache[anc] = (cache[anc] + _weight(path[k:]) * diff) % P
-
-    def _invalidate_below(self, path: Path, from_index: int | None = None) -> None:
-        if self._keys != len(self._cache):
-            self._index_keys()
-        if path not in self._prefixes:
-            return
+    def _drop_below(self, path: Path, from_index: int | None = None) -> None:
+        """Forget cached hashes strictly below ``path`` (only list elements from
+        ``from_index`` on, and what is below them, when it is given)."""
         n = len(path)
+        cache = self._cache
         doomed = [
             q
-            for q in self._cache
+            for q in cache
             if len(q) > n
             and q[:n] == path
             and (from_index is None or (type(q[n]) is int and q[n] >= from_index))  # type: ignore[operator]
         ]
-        for q in doomed:
-            del self._cache[q]
-            self._keys = -1
+        if doomed:
+            for q in doomed:
+                del cache[q]
+            self._index = None
+
+    def _add(self, info: _Info, diff: int) -> None:
+        """Add ``W(path) * diff`` to the root and to every cached ancestor of the path."""
+        self._root += info[0] * diff
+        ancestors = info[3]
+        if ancestors:
+            cache = self._cache
+            for anc, w in ancestors:
+                cache[anc] += w * diff
 
     def before_set(self, state: Value, path: Path, new: Value) -> None:
         """Account for setting ``path`` (a dict key, a list index or the root) to ``new``."""
-        old = self._old_hash(state, path)
-        self._invalidate_below(path)
-        new_h = value_hash(new)
-        if path in self._cache:
-            self._cache[path] = new_h
         if not path:
-            self.root = new_h
+            if self._cache:
+                self._cache.clear()
+                self._index = _EMPTY_INDEX
+            self._root = value_hash(new)
             return
-        self._propagate(path, new_h - (old or 0))
+        idx = self._index or self._reindex()
+        w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
+        cache = self._cache
+        if cached:
+            old = cache[path] % P
+        else:
+            node = state
+            try:
+                for item in path:
+                    node = node[item]  # type: ignore[index]
+            except KeyError:
+                old = 0
+            else:
+                t = type(node)
+                if t is int:
+                    h = _int_memo.get(node)  # type: ignore[arg-type]
+                elif t is str:
+                    h = _str_memo.get(node)  # type: ignore[arg-type]
+                elif t is bool:
+                    h = _H_TRUE if node else _H_FALSE
+                else:
+                    h = None
+                old = value_hash(node) if h is None else h
+        t = type(new)
+        if t is int:
+            h = _int_memo.get(new)  # type: ignore[arg-type]
+        elif t is str:
+            h = _str_memo.get(new)  # type: ignore[arg-type]
+        elif t is bool:
+            h = _H_TRUE if new else _H_FALSE
+        else:
+            h = None
+        new_h = value_hash(new) if h is None else h
+        if below:
+            self._drop_below(path)
+        if cached:
+            cache[path] = new_h
+        if new_h != old:
+            diff = new_h - old
+            self._root += w * diff
+            for anc, aw in ancestors:
+                cache[anc] += aw * diff
+
+    def _set_value(self, path: Path, old: object, new: Value) -> None:
+        """:meth:`before_set` for a caller that already holds the old value at ``path``
+        (:data:`_ABSENT` for a new dict key); ``path`` is not the root."""
+        idx = self._index or self._reindex()
+        w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
+        cache = self._cache
+        if cached:
+            old_h = cache[path] % P
+        else:
+            t = type(old)
+            if t is int:
+                h = _int_memo.get(old)  # type: ignore[call-overload]
+            elif t is str:
+                h = _str_memo.get(old)  # type: ignore[call-overload]
+            elif t is bool:
+                h = _H_TRUE if old else _H_FALSE
+            elif old is _ABSENT:
+                h = 0
+            else:
+                h = None
+            old_h = value_hash(old) if h is None else h  # type: ignore[arg-type]
+        t = type(new)
+        if t is int:
+            h = _int_memo.get(new)  # type: ignore[arg-type]
+        elif t is str:
+            h = _str_memo.get(new)  # type: ignore[arg-type]
+        elif t is bool:
+            h = _H_TRUE if new else _H_FALSE
+        else:
+            h = None
+        new_h = value_hash(new) if h is None else h
+        if below:
+            self._drop_below(path)
+        if cached:
+            cache[path] = new_h
+        if new_h != old_h:
+            diff = new_h - old_h
+            self._root += w * diff
+            for anc, aw in ancestors:
+                cache[anc] += aw * diff
 
     def before_remove(self, state: Value, path: Path) -> None:
         """Account for removing the dict key at ``path``."""
-        old = self._old_hash(state, path)
-        self._invalidate_below(path)
-        if self._cache.pop(path, None) is not None:
-            self._keys = -1
-        self._propagate(path, -(old or 0))
+        info = self._info(path)
+        old = self._cache[path] % P if info[1] else self._walk_hash(state, path)
+        self._removed(path, info, old)
+
+    def _remove_value(self, path: Path, old: Value) -> None:
+        """:meth:`before_remove` for a caller that holds the value being removed."""
+        info = self._info(path)
+        self._removed(path, info, self._cache[path] % P if info[1] else value_hash(old))
+
+    def _removed(self, path: Path, info: _Info, old: int) -> None:
+        if info[2]:
+            self._drop_below(path)
+        if info[1]:
+            del self._cache[path]
+            self._index = None
+        if old:
+            self._add(info, -old)
 
     def before_splice(
-        self, state: Value, path: Path, index: int, delete: int, insert: list[Value]
+        self, state: Value, path: Path, index: int, delete: int, insert: Sequence[Value]
     ) -> None:
         """Account for ``lst[index:index+delete] = insert`` on the list at ``path``."""
         node = state
         for item in path:
             node = node[item]  # type: ignore[index]
-        lst: list[Value] = node  # type: ignore[assignment]
+        self._splice_list(node, path, index, delete, insert)  # type: ignore[arg-type]
+
+    def _splice_list(
+        self, lst: list[Value], path: Path, index: int, delete: int, insert: Sequence[Value]
+    ) -> None:
+        """:meth:`before_splice` for a caller that holds the list at ``path``."""
+        idx = self._index or self._reindex()
+        w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
         n = len(lst)
+        m = len(insert)
         end = index + delete
-        shift = len(insert) - delete
+        powers = _powers
+        if len(powers) <= n + m + 1:
+            index_weight(n + m + 1)
+        smemo = _str_memo
+        imemo = _int_memo
         diff = 0
-        for j, v in enumerate(insert):
-            diff += index_weight(index + j) * value_hash(v)
+        k = index + 1
+        for v in insert:
+            tv = type(v)
+            hv = smemo.get(v) if tv is str else imemo.get(v) if tv is int else None  # type: ignore[arg-type]
+            diff += powers[k] * (value_hash(v) if hv is None else hv)
+            k += 1
         for j in range(index, end):
-            diff -= index_weight(j) * self._elem_hash(lst, path, j)
-        if shift and end < n:
-            diff += (_rpow(shift) - 1) * self._tail_sum(lst, path, end)
-        self._invalidate_below(path, from_index=index)
-        diff %= P
-        if path in self._cache:
-            self._cache[path] = (self._cache[path] + diff) % P
+            diff -= powers[j + 1] * self._elem_hash(lst, path, j, below)
+        if m != delete and end < n:
+            if not index and not m and n - end > end + 1:
+                # Trimming the front of a long list (a chat, a log): from the whole list's
+                # hash, tail = whole - T_LIST - head (diff is -head so far), and the new hash
+                # is T_LIST + R**-delete * tail.
+                whole = self._whole(lst, path)
+                inv = _inv_powers
+                r = inv[delete] if len(inv) > delete else _rpow(-delete)
+                diff = r * (whole - T_LIST + diff) + T_LIST - whole
+            else:
+                diff += (_rpow(m - delete) - 1) * self._tail_sum(lst, path, end, below)
+            cached = cached or path in self._cache  # it may just have been cached
+        if below:
+            self._drop_below(path, index)
+        if not diff:
+            return
         if not path:
-            self.root = (self.root + diff) % P
-        else:
-            self._propagate(path, diff)
+            self._root += diff
+            return
+        cache = self._cache
+        if cached:
+            cache[path] += diff
+        self._root += w * diff
+        for anc, aw in ancestors:
+            cache[anc] += aw * diff
 
-    def _elem_hash(self, lst: list[Value], path: Path, j: int) -> int:
-        cached = self._cache.get((*path, j))
-        return cached if cached is not None else value_hash(lst[j])
+    def _elem_hash(self, lst: list[Value], path: Path, j: int, below: bool) -> int:
+        """``H(lst[j])``, from the cache when elements of the list may be cached."""
+        if below:
+            cached = self._cache.get((*path, j))
+            if cached is not None:
+                return cached
+        v = lst[j]
+        tv = type(v)
+        hv = _str_memo.get(v) if tv is str else _int_memo.get(v) if tv is int else None  # type: ignore[arg-type]
+        return value_hash(v) if hv is None else hv
 
-    def _tail_sum(self, lst: list[Value], path: Path, start: int) -> int:
-        """``sum(R**(j+1) * H(lst[j]) for j >= start)``, from whichever side is shorter."""
+    def _tail_sum(self, lst: list[Value], path: Path, start: int, below: bool) -> int:
+        """``sum(R**(j+1) * H(lst[j]) for j >= start)``, from whichever side is shorter
+        (``_powers`` must reach ``len(lst)``)."""
         n = len(lst)
-        if n - start <= start + 1:
-            return sum(index_weight(j) * self._elem_hash(lst, path, j) for j in range(start, n))
+        powers = _powers
+        direct = n - start <= start + 1
+        part = 0
+        for j in range(start, n) if direct else range(start):
+            part += powers[j + 1] * self._elem_hash(lst, path, j, below)
+        if direct:
+            return part
+        return (self._whole(lst, path) - T_LIST - part) % P
+
+    def _whole(self, lst: list[Value], path: Path) -> int:
+        """``H`` of the list at ``path`` (which is ``lst``), cached from now on."""
         if not path:
-            whole = self.root
-        else:
-            cached = self._cache.get(path)
-            whole = value_hash(lst) if cached is None else cached
-            if path not in self._cache:
-                self._keys = -1
-            self._cache[path] = whole
-        head = sum(index_weight(j) * self._elem_hash(lst, path, j) for j in range(start))
-        return (whole - T_LIST - head) % P
+            return self._root
+        cache = self._cache
+        whole = cache.get(path)
+        if whole is None:
+            whole = cache[path] = value_hash(lst)
+            self._index = None
+        return whole
+
+    def _save(self) -> tuple[int, dict[Path, int] | None, _Index | None]:
+        """What :meth:`_restore` needs to undo every change made after this call."""
+        cache = self._cache
+        return (self._root, dict(cache) if cache else None, self._index)
+
+    def _restore(self, saved: tuple[int, dict[Path, int] | None, _Index | None]) -> None:
+        root, cache, self._index = saved
+        self._root = root
+        self._cache = {} if cache is None else cache

@@ -23,10 +23,11 @@ Errors carry stable codes: ``wire/version`` (unknown first byte), ``wire/too_lar
 decoder rejects) and, from the encoder, ``wire/unencodable`` (not a native op or not a state
 value).
 
-Memory per connection: the zlib buffers (deflate 15 KB: ``2**(wbits+2) + 2**(memLevel+9)``
-plus its state; inflate 9 KB: ``2**wbits`` plus about 7 KB) and the three tables below, whose
+Memory per connection: the zlib buffers (deflate 16 KB: ``2**(wbits+2) + 2**(memLevel+9)``
+plus its state; inflate 9 KB: ``2**wbits`` plus about 7 KB), the decoder's copy of the last
+2 KiB it inflated (what it takes to undo a bad message) and the three tables below, whose
 entries are size-limited. Measured with :mod:`tracemalloc` on the standard workloads, encoder
-and decoder together: at most about 57 KB (``bench/wire_bytes.py`` prints it). Traffic built to
+and decoder together: at most about 61 KB (``bench/wire_bytes.py`` prints it). Traffic built to
 fill every entry to its limit reaches about 200 KB; nothing grows with the number of messages.
 
 Message
@@ -41,7 +42,7 @@ Message
   (no distance over 2048), ended by a sync flush (an empty stored block) whose final four bytes
   ``00 00 FF FF`` are dropped. The receiver appends ``00 00 FF FF`` and inflates; the result is
   the ops payload, which holds at least one operation. The reference encoder uses
-  ``zlib.compressobj(6, DEFLATED, -11, 1)`` (deterministic for a given zlib); any DEFLATE
+  ``zlib.compressobj(6, DEFLATED, -11, 2)`` (deterministic for a given zlib); any DEFLATE
   encoder within the window interoperates.
 
 Both a message and its inflated payload may be at most ``max_message_size`` bytes (default
@@ -163,7 +164,7 @@ from typing import Any, Final
 
 from statesync.delta import Delta
 from statesync.errors import WireError
-from statesync.ops import NativeOp, Remove, Set, Splice
+from statesync.ops import Remove, Set, Splice
 from statesync.value import INT_MAX, INT_MIN, Path, Value
 
 __all__ = ["WIRE_VERSION", "WireDecoder", "WireEncoder"]
@@ -182,15 +183,46 @@ _MAX_SHAPE_KEYS: Final = 16
 _MAX_WORDS: Final = 32
 _WBITS: Final = 11
 _LEVEL: Final = 6
-_MEM_LEVEL: Final = 1
+_MEM_LEVEL: Final = 2
 _TAIL: Final = b"\x00\x00\xff\xff"
-
+_VERSION_BYTE: Final = bytes((WIRE_VERSION,))
+_WINDOW: Final = 1 << _WBITS
+# The hot loops spell these constants as literals (cheaper than global loads), with the name in
+# a comment.
 _SET, _REMOVE, _SPLICE, _RESERVED_OP = 0x00, 0x50, 0xA0, 0xF0
 _NEW1, _NEWM = 0x40, 0x48  # path codes within a family: keep k, one item / m items
 _T_DELTA0, _T_SMALL, _T_SHAPE = 0x60, 0x80, 0xA0
 _T_NONE, _T_FALSE, _T_TRUE, _T_INT, _T_DINT, _T_FLOAT = 0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD
 _T_STR, _T_WORDS, _T_LIST, _T_DICT, _T_EMPTY_DICT = 0xAE, 0xAF, 0xB0, 0xB1, 0xB2
 _F64 = struct.Struct(">d")
+_I64_MIN, _U64_MAX = -0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF
+assert (_I64_MIN, _U64_MAX) == (INT_MIN, INT_MAX)
+
+
+def _shell(cls: type) -> type:
+    """A plain class with the slots of the frozen dataclass ``cls``.
+
+    The decoder builds an operation as a shell, fills its slots and then sets its ``__class__``
+    to ``cls``: a genuine (frozen, equal, hashable) instance for about half the cost of the
+    generated ``__init__``, which sets each field with ``object.__setattr__``.
+    """
+    names: tuple[str, ...] = vars(cls)["__slots__"]
+    shell = type(f"_{cls.__name__}Shell", (), {"__slots__": names})
+    fields = {name: () for name in names}
+    obj = shell()
+    for name, value in fields.items():
+        setattr(obj, name, value)
+    obj.__class__ = cls  # raises TypeError if the layouts differ
+    if obj != cls(**fields):
+        raise ImportError(f"cannot build {cls.__name__} from its slots")
+    return shell
+
+
+_SetShell, _RemoveShell = _shell(Set), _shell(Remove)
+_SpliceShell, _DeltaShell = _shell(Splice), _shell(Delta)
+
+_BIT_POSITIONS: Final = tuple(tuple(k for k in range(8) if m >> k & 1) for m in range(256))
+"""The positions of the set bits of a byte: the int items of a path, from its mask."""
 
 
 def _varint(out: bytearray, n: int) -> None:
@@ -200,110 +232,272 @@ def _varint(out: bytearray, n: int) -> None:
     out.append(n)
 
 
-def _zigzag(n: int) -> int:
-    return n << 1 if n >= 0 else ((-n) << 1) - 1
-
-
-def _vlen(n: int) -> int:
-    return (n.bit_length() + 6) // 7 or 1
-
-
-class _Clock:
-    """One table: a fixed number of slots with CLOCK replacement and one memo per slot."""
-
-    __slots__ = ("hand", "index", "items", "memo", "refs", "size")
-
-    def __init__(self, size: int, indexed: bool) -> None:
-        self.size = size
-        self.items: list[Any] = [None] * size
-        self.memo: list[Any] = [None] * size
-        self.refs = bytearray(size)
-        self.hand = 0
-        self.index: dict[Any, int] | None = {} if indexed else None
-
-    def add(self, item: Any, memo: Any, undo: list[tuple[Any, ...]]) -> int:
-        items, refs, h, n = self.items, self.refs, self.hand, self.size
-        while refs[h] and items[h] is not None:
-            refs[h] = 0
-            h = (h + 1) % n
-        old = items[h]
-        undo.append((self, h, old, self.memo[h]))
-        if self.index is not None:
-            if old is not None:
-                del self.index[old]
-            self.index[item] = h
-        items[h] = item
-        self.memo[h] = memo
-        self.hand = (h + 1) % n
-        return h
-
-    def unadd(self, h: int, old: Any, old_memo: Any) -> None:
-        if self.index is not None:
-            del self.index[self.items[h]]
-            if old is not None:
-                self.index[old] = h
-        self.items[h] = old
-        self.memo[h] = old_memo
-
-    def use(self, slot: int) -> Any:
-        if slot >= self.size or self.items[slot] is None:
-            raise WireError(f"reference to empty table slot {slot}")
-        self.refs[slot] = 1
-        return self.items[slot]
-
-
-class _Tables:
-    """The mirrored state of one end of a connection, with an undo log for one message."""
-
-    __slots__ = ("_saved", "paths", "prev", "shapes", "strs", "undo")
-
-    def __init__(self, indexed: bool) -> None:
-        self.paths = _Clock(_PATH_SLOTS, indexed)
-        self.strs = _Clock(_STR_SLOTS, indexed)
-        self.shapes = _Clock(_SHAPE_SLOTS, indexed)
-        self.prev: Path = ()
-        self.undo: list[tuple[Any, ...]] = []
-        self._saved: tuple[Any, ...] = ()
-
-    def begin(self) -> None:
-        self.undo.clear()
-        c = (self.paths, self.strs, self.shapes)
-        self._saved = (self.prev, *(x.hand for x in c), *(bytes(x.refs) for x in c))
-
-    def commit(self) -> None:
-        self.undo.clear()
-        self._saved = ()
-
-    def set_memo(self, memo: list[int | None], i: int, v: int) -> None:
-        self.undo.append((memo, i, memo[i]))
-        memo[i] = v
-
-    def rollback(self) -> None:
-        for entry in reversed(self.undo):
-            if len(entry) == 3:
-                entry[0][entry[1]] = entry[2]
+def _put_int(out: bytearray, v: int, ctx: int | None) -> None:
+    """Write the int ``v`` with context ``ctx``: a delta when short, else small or zigzag."""
+    if not _I64_MIN <= v <= _U64_MAX:
+        raise _unencodable(f"int {v} is outside the 64-bit range")
+    if ctx is not None:
+        d = v - ctx
+        if -32 <= d < 32:
+            out.append(0x60 + d)  # _T_DELTA0
+            return
+        if not 0 <= v < 32:
+            z = (v << 1) ^ (v >> 127)  # zigzag (v >> 127 is 0 or -1 for ints in range)
+            dz = (d << 1) ^ (d >> 127)
+            if dz < z and (dz < 0x80 <= z or dz < 0x4000 <= z or _shorter(dz, z)):
+                out.append(0xAC)  # _T_DINT
+                _varint(out, dz)
             else:
-                entry[0].unadd(*entry[1:])
-        self.undo.clear()
-        c = (self.paths, self.strs, self.shapes)
-        self.prev = self._saved[0]
-        for x, hand, refs in zip(c, self._saved[1:4], self._saved[4:], strict=True):
-            x.hand = hand
-            x.refs[:] = refs
+                out.append(0xAB)  # _T_INT
+                _varint(out, z)
+            return
+    if 0 <= v < 32:
+        out.append(0x80 + v)  # _T_SMALL
+    else:
+        out.append(0xAB)  # _T_INT
+        _varint(out, (v << 1) ^ (v >> 127))
+
+
+def _shorter(a: int, b: int) -> bool:
+    """Whether the varint of ``a`` has fewer bytes than that of ``b``."""
+    return (a.bit_length() + 6) // 7 < (b.bit_length() + 6) // 7
+
+
+def _read_varint(buf: bytes, p: int) -> tuple[int, int]:
+    """The varint at ``buf[p]`` and the position after it (IndexError when truncated)."""
+    b = buf[p]
+    p += 1
+    if b < 0x80:
+        return b, p
+    n = b & 0x7F
+    shift = 7
+    while True:
+        b = buf[p]
+        p += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift >= 70:
+            raise WireError("varint longer than 10 bytes")
+    if b == 0:
+        raise WireError("varint with a redundant final byte")
+    return n, p
+
+
+def _read_count(buf: bytes, p: int) -> tuple[int, int]:
+    """A varint count of items that take at least one byte each."""
+    n, p = _read_varint(buf, p)
+    if n > len(buf) - p:
+        raise WireError(f"count {n} exceeds the rest of the message", code="wire/truncated")
+    return n, p
+
+
+def _in_range(n: int) -> int:
+    if not _I64_MIN <= n <= _U64_MAX:
+        raise WireError(f"int {n} is outside the 64-bit range")
+    return n
+
+
+def _check_splice(i: object, d: object) -> None:
+    """Reject a splice whose index or delete count is not a native one."""
+    if type(i) is not int or type(d) is not int or i < 0 or d < 0:
+        raise _unencodable(f"not a native splice (index {i!r}, delete {d!r})")
+    if i + d > _U64_MAX:
+        raise _unencodable(f"splice index {i} + delete {d} is out of range")
+
+
+def _int_items(path: Path) -> int | tuple[int, ...] | None:
+    """Check the items of a path that holds an int; return where its ints are: the position of
+    its only int, or a tuple of positions (shared), or None if it holds none."""
+    mask = 0
+    for k, x in enumerate(path):
+        if type(x) is not str:
+            if type(x) is not int:
+                raise _bad_item(x)
+            if not 0 <= x <= _U64_MAX:
+                raise _unencodable(f"list index {x!r} is out of range")
+            mask |= 1 << k
+    if not mask or mask >= 256:  # not an int, or a path too long to enter the table
+        return None
+    positions = _BIT_POSITIONS[mask]
+    return positions[0] if len(positions) == 1 else positions
+
+
+def _check_ints(path: Path, positions: tuple[int, ...]) -> None:
+    for k in positions:
+        if type(path[k]) is not int:
+            raise _bad_item(path[k])
+
+
+def _empty_slot(slot: int) -> WireError:
+    return WireError(f"reference to empty table slot {slot}")
+
+
+def _no_context() -> WireError:
+    return WireError("int delta where no int was remembered")
 
 
 def _unencodable(message: str) -> WireError:
     return WireError(message, code="wire/unencodable")
 
 
-def _utf8(s: str) -> bytes:
-    try:
-        return s.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _unencodable(f"string {s[:20]!r} holds a lone surrogate") from None
+def _bad_item(item: object) -> WireError:
+    return _unencodable(f"path item {item!r} is neither a str nor an index")
 
 
-class WireEncoder:
+def _bad_op(op: object) -> WireError:
+    return _unencodable(
+        f"{type(op).__name__} is not a native operation: resolve the delta against its base "
+        "state first (statesync.delta.resolve)"
+    )
+
+
+class _Clock:
+    """One table: a fixed number of slots with CLOCK replacement.
+
+    ``refs`` holds the reference bits as tags: 0 is a clear bit; a set bit is 1, or the tag of
+    the message that set it (2 to 255, see :class:`_End`), which lets a failed message be
+    undone without saving the bits before every message. ``memo`` (paths and shapes) holds one
+    memo a slot, ``aux`` (the encoder's paths) where the path in a slot has ints. The path
+    tables are added to by the ``_new_path`` methods, which inline :meth:`add`.
+    """
+
+    __slots__ = ("aux", "hand", "index", "items", "memo", "refs", "size")
+
+    def __init__(self, size: int, indexed: bool, memo: bool, aux: bool = False) -> None:
+        self.size = size
+        self.items: list[Any] = [None] * size
+        self.memo: list[Any] | None = [None] * size if memo else None
+        self.aux: list[Any] | None = [None] * size if aux else None
+        self.refs = bytearray(size)
+        self.hand = 0
+        self.index: dict[Any, int] | None = {} if indexed else None
+
+    def add(self, item: Any, memo: Any, undo: list[tuple[Any, ...]]) -> int:
+        """Put ``item`` in the slot the hand chooses (its memo: ``memo``); log how to undo it;
+        return the slot. (Not for a table with ``aux``.)"""
+        refs, hand = self.refs, self.hand
+        if refs[hand]:
+            h, swept = _sweep(refs, hand)
+        else:  # the slot under the hand is empty, or its bit is clear
+            h, swept = hand, None
+        items, memos = self.items, self.memo
+        old = items[h]
+        undo.append((self, h, old, None if memos is None else memos[h], None, hand, swept))
+        index = self.index
+        if index is not None:
+            if old is not None:
+                del index[old]
+            index[item] = h
+        items[h] = item
+        if memos is not None:
+            memos[h] = memo
+        self.hand = h + 1 if h + 1 < self.size else 0
+        return h
+
+    def unadd(
+        self,
+        h: int,
+        old: Any,
+        old_memo: Any,
+        old_aux: Any,
+        hand: int,
+        swept: bytes | bytearray | None,
+    ) -> None:
+        index = self.index
+        if index is not None:
+            del index[self.items[h]]
+            if old is not None:
+                index[old] = h
+        self.items[h] = old
+        if self.memo is not None:
+            self.memo[h] = old_memo
+        if self.aux is not None:
+            self.aux[h] = old_aux
+        self.hand = hand
+        if swept is not None:
+            if len(swept) == self.size:
+                self.refs[:] = swept
+            else:
+                self.refs[hand : hand + len(swept)] = swept
+
+
+def _sweep(refs: bytearray, hand: int) -> tuple[int, bytes | bytearray]:
+    """Advance a full table's hand from ``hand`` (whose bit is set), clearing set bits, to the
+    first slot whose bit is clear; return that slot and the bits it cleared (to undo)."""
+    h = refs.find(0, hand)
+    swept: bytes | bytearray
+    if h >= 0:
+        swept = refs[hand:h]
+        refs[hand:h] = bytes(h - hand)
+        return h, swept
+    swept = bytes(refs)
+    refs[hand:] = bytes(len(refs) - hand)
+    h = refs.find(0, 0, hand)
+    if h < 0:
+        h = hand  # every bit was set: all cleared, back at the hand
+    refs[:h] = bytes(h)
+    return h, swept
+
+
+_RETAG = bytes([0, *[1] * 255])
+"""``bytes.translate`` table turning every set reference bit into the plain tag 1."""
+
+
+class _End:
+    """The mirrored state of one end of a connection: the three tables, the previous path and,
+    while a message is in progress, its tag and what it takes to undo it.
+
+    Each message gets a tag (2 to 255, then 2 again after every set bit is retagged 1): the
+    reference bits it sets carry the tag, so undoing it clears exactly those. The undo log holds
+    ``(slot, old)`` for every change of a path memo, ``(memo, i, old)`` for every change of a
+    shape memo and ``(clock, slot, old, old_memo, old_aux, hand, swept)`` for every table add
+    (``swept``: the bits its hand cleared). Nothing else is saved before a message.
+    """
+
+    _paths: _Clock
+    _strs: _Clock
+    _shapes: _Clock
+    _prev: Path
+    _undo: list[tuple[Any, ...]]
+    _tag: int
+
+    def _clear(self, indexed: bool) -> None:
+        self._paths = _Clock(_PATH_SLOTS, indexed, memo=True, aux=indexed)
+        self._strs = _Clock(_STR_SLOTS, indexed, memo=False)
+        self._shapes = _Clock(_SHAPE_SLOTS, indexed, memo=True)
+        self._prev = ()
+        self._undo = []
+        self._tag = 1
+
+    def _retag(self) -> int:
+        """Retire the tags of past messages (every set bit becomes 1); return the first tag."""
+        for clock in (self._paths, self._strs, self._shapes):
+            clock.refs[:] = clock.refs.translate(_RETAG)
+        return 2
+
+    def _rollback(self, prev: Path) -> None:
+        """Undo the message in progress (``prev``: the previous path before it)."""
+        undo = self._undo
+        memo = self._paths.memo
+        assert memo is not None
+        for entry in reversed(undo):
+            if len(entry) == 2:
+                memo[entry[0]] = entry[1]
+            elif len(entry) == 3:
+                entry[0][entry[1]] = entry[2]
+            else:
+                entry[0].unadd(*entry[1:])
+        undo.clear()
+        tag = self._tag
+        for clock in (self._paths, self._strs, self._shapes):
+            refs = clock.refs
+            refs[:] = bytes(0 if b == tag else b for b in refs)
+        self._prev = prev
+
+
+class WireEncoder(_End):
     """The sending end of a connection: turns native deltas into compact messages.
 
     Pair it with one :class:`WireDecoder` and deliver every message, in order::
@@ -330,155 +524,381 @@ class WireEncoder:
 
     def reset(self) -> None:
         """Forget everything sent so far: the peer's decoder must be reset too."""
-        self._t = _Tables(indexed=True)
+        self._clear(indexed=True)
         self._z = zlib.compressobj(_LEVEL, zlib.DEFLATED, -_WBITS, _MEM_LEVEL)
 
     def encode(self, delta: Delta) -> bytes:
         """The message for ``delta``; ``b"\\x01"`` for an empty one (state untouched)."""
-        if not delta.ops:
-            return bytes((WIRE_VERSION,))
-        t = self._t
-        t.begin()
+        ops: tuple[Any, ...] = delta.ops
+        if not ops:
+            return _VERSION_BYTE
+        tag = self._tag + 1  # this message's tag
+        if tag > 255:
+            tag = self._retag()
+        self._tag = tag
+        paths, strs = self._paths, self._strs
+        path_slot = paths.index.get  # type: ignore[union-attr]
+        path_items, path_refs, path_memo, path_ints = paths.items, paths.refs, paths.memo, paths.aux
+        str_slot = strs.index.get  # type: ignore[union-attr]
+        str_refs = strs.refs
+        undo_append = self._undo.append
         out = bytearray()
+        append = out.append
+        prev = prev0 = self._prev
         try:
-            for op in delta.ops:
-                self._op(out, op)
-            if len(out) > self.max_message_size:
-                raise WireError(f"delta encodes to {len(out)} bytes", code="wire/too_large")
-            body = self._compress(out)
-        except RecursionError:
-            t.rollback()
-            raise _unencodable("value nested too deeply for this interpreter") from None
-        except BaseException:
-            t.rollback()
+            # The hot loop: paths in the table, ints and strings are written inline; the rest
+            # goes through _new_path and _value. A path that is not a tuple fails the lookup
+            # (TypeError) or _new_path.
+            for op in ops:
+                t = type(op)
+                if t is Set:
+                    path = op.path
+                    slot = path_slot(path)
+                    if slot is None:
+                        self._prev = prev
+                        slot = self._new_path(out, path, 0x00)  # _SET
+                        prev = self._prev
+                    else:
+                        ints = path_ints[slot]  # type: ignore[index]
+                        if ints is not None:  # only int items may differ in type (True, 1.0 == 1)
+                            if type(ints) is int:
+                                if type(path[ints]) is not int:
+                                    raise _bad_item(path[ints])
+                            else:
+                                _check_ints(path, ints)
+                        if not path_refs[slot]:
+                            path_refs[slot] = tag
+                        append(slot)  # _SET + slot
+                        prev = path_items[slot]
+                    v = op.value
+                    tv = type(v)
+                    if tv is int:
+                        if (v > 0x3FFF_FFFF or v < -0x3FFF_FFFF) and not (
+                            _I64_MIN <= v <= _U64_MAX
+                        ):  # compact ints compare fast, big constants do not
+                            raise _unencodable(f"int {v} is outside the 64-bit range")
+                        if slot >= 0:
+                            ctx = path_memo[slot]  # type: ignore[index]
+                            path_memo[slot] = v  # type: ignore[index]
+                            undo_append((slot, ctx))
+                            if ctx is not None:
+                                d = v - ctx
+                                if -32 <= d < 32:
+                                    append(0x60 + d)  # _T_DELTA0
+                                    continue
+                                if not 0 <= v < 32:
+                                    z = v + v if v >= 0 else -1 - v - v  # zigzag
+                                    dz = d + d if d >= 0 else -1 - d - d
+                                    if dz < z and (
+                                        dz < 0x80 <= z or dz < 0x4000 <= z or _shorter(dz, z)
+                                    ):
+                                        append(0xAC)  # _T_DINT
+                                        z = dz
+                                    else:
+                                        append(0xAB)  # _T_INT
+                                    if z < 0x80:
+                                        append(z)
+                                    elif z < 0x4000:
+                                        append((z & 0x7F) | 0x80)
+                                        append(z >> 7)
+                                    else:
+                                        _varint(out, z)
+                                    continue
+                        if 0 <= v < 32:
+                            append(0x80 + v)  # _T_SMALL
+                        else:
+                            append(0xAB)  # _T_INT
+                            z = v + v if v >= 0 else -1 - v - v  # zigzag
+                            if z < 0x80:
+                                append(z)
+                            elif z < 0x4000:
+                                append((z & 0x7F) | 0x80)
+                                append(z >> 7)
+                            else:
+                                _varint(out, z)
+                    elif tv is str:
+                        s = str_slot(v)
+                        if s is not None:
+                            if not str_refs[s]:
+                                str_refs[s] = tag
+                            append(s)
+                        elif " " in v and len(words := v.split(" ")) <= _MAX_WORDS and all(words):
+                            append(0xAF)  # _T_WORDS
+                            append(len(words))
+                            for w in words:
+                                s = str_slot(w)
+                                if s is None:
+                                    self._literal(out, w, 0)
+                                else:
+                                    if not str_refs[s]:
+                                        str_refs[s] = tag
+                                    append(s + 1)
+                        else:
+                            self._literal(out, v, 0xAE)  # _T_STR
+                    else:
+                        self._value(out, v, None, 0)
+                elif t is Splice:
+                    i, d, ins = op.index, op.delete, op.insert
+                    if (
+                        type(i) is not int
+                        or type(d) is not int
+                        or not (0 <= i <= 0x3FFF_FFFF and 0 <= d <= 0x3FFF_FFFF)
+                    ):
+                        _check_splice(i, d)
+                    if type(ins) is not tuple and type(ins) is not list:
+                        raise _unencodable("Splice.insert must be a tuple")
+                    path = op.path
+                    slot = path_slot(path)
+                    if slot is None:
+                        self._prev = prev
+                        self._new_path(out, path, 0xA0)  # _SPLICE
+                        prev = self._prev
+                    else:
+                        ints = path_ints[slot]  # type: ignore[index]
+                        if ints is not None:
+                            if type(ints) is int:
+                                if type(path[ints]) is not int:
+                                    raise _bad_item(path[ints])
+                            else:
+                                _check_ints(path, ints)
+                        if not path_refs[slot]:
+                            path_refs[slot] = tag
+                        append(0xA0 + slot)  # _SPLICE + slot
+                        prev = path_items[slot]
+                    if i < 0x80:
+                        append(i)
+                    else:
+                        _varint(out, i)
+                    n = len(ins)
+                    if n < 7:
+                        dc = d << 3 | n
+                        if dc < 0x80:
+                            append(dc)
+                        else:
+                            _varint(out, dc)
+                    else:
+                        _varint(out, d << 3 | 7)
+                        _varint(out, n - 7)
+                    for v in ins:
+                        tv = type(v)
+                        if tv is str:
+                            s = str_slot(v)
+                            if s is not None:
+                                if not str_refs[s]:
+                                    str_refs[s] = tag
+                                append(s)
+                            elif (
+                                " " in v and len(words := v.split(" ")) <= _MAX_WORDS and all(words)
+                            ):
+                                append(0xAF)  # _T_WORDS
+                                append(len(words))
+                                for w in words:
+                                    s = str_slot(w)
+                                    if s is None:
+                                        self._literal(out, w, 0)
+                                    else:
+                                        if not str_refs[s]:
+                                            str_refs[s] = tag
+                                        append(s + 1)
+                            else:
+                                self._literal(out, v, 0xAE)  # _T_STR
+                        elif tv is int and 0 <= v < 32:
+                            append(0x80 + v)  # _T_SMALL
+                        else:
+                            self._value(out, v, None, 0)
+                elif t is Remove:
+                    path = op.path
+                    slot = path_slot(path)
+                    if slot is None:
+                        self._prev = prev
+                        self._new_path(out, path, 0x50)  # _REMOVE
+                        prev = self._prev
+                    else:
+                        ints = path_ints[slot]  # type: ignore[index]
+                        if ints is not None:
+                            if type(ints) is int:
+                                if type(path[ints]) is not int:
+                                    raise _bad_item(path[ints])
+                            else:
+                                _check_ints(path, ints)
+                        if not path_refs[slot]:
+                            path_refs[slot] = tag
+                        append(0x50 + slot)  # _REMOVE + slot
+                        prev = path_items[slot]
+                else:
+                    raise _bad_op(op)
+            self._prev = prev
+            if len(out) + 1024 <= self.max_message_size:
+                z = self._z
+                message = _VERSION_BYTE + (z.compress(out) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]
+            else:
+                message = self._compress_near_limit(out)
+        except BaseException as e:
+            self._rollback(prev0)
+            if isinstance(e, RecursionError):
+                raise _unencodable("value nested too deeply for this interpreter") from None
+            if isinstance(e, TypeError):  # a path that is not hashable
+                raise _unencodable(f"cannot encode this delta: {e}") from None
             raise
-        t.commit()
-        return bytes((WIRE_VERSION,)) + body
+        self._undo.clear()
+        return message
 
-    def _compress(self, payload: bytearray) -> bytes:
+    def _compress_near_limit(self, payload: bytearray) -> bytes:
+        if len(payload) > self.max_message_size:
+            raise WireError(f"delta encodes to {len(payload)} bytes", code="wire/too_large")
         z = self._z
-        near_limit = len(payload) + 1024 > self.max_message_size
-        backup = z.copy() if near_limit else None
+        backup = z.copy()
         body = z.compress(payload) + z.flush(zlib.Z_SYNC_FLUSH)
-        if backup is not None and len(body) - 3 > self.max_message_size:
+        if len(body) - 3 > self.max_message_size:
             self._z = backup
             raise WireError("compressed message over the size limit", code="wire/too_large")
-        return body[:-4]
+        return _VERSION_BYTE + body[:-4]
 
-    def _op(self, out: bytearray, op: object) -> None:
-        t = type(op)
-        if t is Set:
-            slot = self._path(out, op.path, _SET)  # type: ignore[attr-defined]
-            v = op.value  # type: ignore[attr-defined]
-            memo = self._t.paths.memo
-            self._value(out, v, memo[slot] if slot >= 0 else None, 0)
-            if slot >= 0 and type(v) is int:
-                self._t.set_memo(memo, slot, v)
-        elif t is Remove:
-            self._path(out, op.path, _REMOVE)  # type: ignore[attr-defined]
-        elif t is Splice:
-            i, d, ins = op.index, op.delete, op.insert  # type: ignore[attr-defined]
-            if type(i) is not int or type(d) is not int or i < 0 or d < 0 or i + d > INT_MAX:
-                raise _unencodable(f"not a native splice (index {i!r}, delete {d!r})")
-            if type(ins) not in (tuple, list):
-                raise _unencodable("Splice.insert must be a tuple")
-            self._path(out, op.path, _SPLICE)  # type: ignore[attr-defined]
-            _varint(out, i)
-            n = len(ins)
-            _varint(out, d << 3 | min(n, 7))
-            if n >= 7:
-                _varint(out, n - 7)
-            for v in ins:
-                self._value(out, v, None, 0)
-        else:
-            raise _unencodable(
-                f"{t.__name__} is not a native operation: resolve the delta against its base "
-                "state first (statesync.delta.resolve)"
-            )
-
-    def _path(self, out: bytearray, path: Path, family: int) -> int:
-        """Write a path; return its path-table slot, or -1 when it is not in the table."""
-        t = self._t
+    def _new_path(self, out: bytearray, path: Path, family: int) -> int:
+        """Write a path that is not in the table; return its new slot, or -1."""
         if type(path) is not tuple:
             raise _unencodable(f"path {path!r} is not a tuple")
-        for item in path:
-            if type(item) is not str and type(item) is not int:
-                raise _unencodable(f"path item {item!r} is neither a str nor an index")
-        slot = t.paths.index.get(path)  # type: ignore[union-attr]
-        if slot is not None:
-            t.paths.refs[slot] = 1
-            out.append(family + slot)
-            t.prev = t.paths.items[slot]
-            return slot
-        if len(path) > self.max_depth:
-            raise _unencodable(f"path of {len(path)} items is deeper than max_depth")
-        prev = t.prev
-        keep = 0
-        for a, b in zip(prev, path[:7], strict=False):
-            if a != b or type(a) is not type(b):
+        ints = None
+        for x in path:
+            if type(x) is not str:
+                ints = _int_items(path)
                 break
+        n = len(path)
+        if n > self.max_depth:
+            raise _unencodable(f"path of {n} items is deeper than max_depth")
+        prev = self._prev
+        limit = len(prev)
+        if limit > n:
+            limit = n
+        if limit > 7:
+            limit = 7
+        keep = 0
+        while keep < limit and prev[keep] == path[keep]:  # a str never equals an int
             keep += 1
-        m = len(path) - keep
-        if m == 1:
-            out.append(family + _NEW1 + keep)
+        append = out.append
+        if n - keep == 1:
+            append(family + 0x40 + keep)  # _NEW1
         else:
-            out.append(family + _NEWM + keep)
-            _varint(out, m)
+            append(family + 0x48 + keep)  # _NEWM
+            _varint(out, n - keep)
+        strs = self._strs
+        str_slot = strs.index.get  # type: ignore[union-attr]
+        str_items, str_refs = strs.items, strs.refs
         items = list(prev[:keep])
         short = True
-        for item in path[keep:]:
-            if isinstance(item, str):
-                item, is_short = self._string_item(out, item, True)
-                short = short and is_short
-            elif 0 <= item <= INT_MAX:
-                _varint(out, item << 1)
+        for k in range(keep, n):
+            x = path[k]
+            if type(x) is str:
+                s = str_slot(x)
+                if s is None:
+                    if not self._literal(out, x, 1):
+                        short = False
+                else:
+                    if not str_refs[s]:
+                        str_refs[s] = self._tag
+                    if s < 62:
+                        append(2 * s + 3)  # odd: string item s + 1
+                    else:
+                        _varint(out, 2 * s + 3)
+                    x = str_items[s]  # share the table's string
+            elif x < 0x40:  # type: ignore[operator]
+                append(x << 1)  # type: ignore[operator]
             else:
-                raise _unencodable(f"list index {item!r} is out of range")
-            items.append(item)
-        if short and len(items) <= _MAX_PATH_ITEMS:
-            t.prev = path = tuple(items)  # shares the table's strings
-            return t.paths.add(path, None, t.undo)
-        t.prev = ()
-        return -1
+                _varint(out, x << 1)  # type: ignore[operator]
+            items.append(x)
+        if not short or n > _MAX_PATH_ITEMS:
+            self._prev = ()
+            return -1
+        self._prev = path = tuple(items)  # shares the table's strings
+        # _Clock.add, inline
+        paths = self._paths
+        refs, hand = paths.refs, paths.hand
+        if refs[hand]:
+            h, swept = _sweep(refs, hand)
+        else:
+            h, swept = hand, None
+        path_items, memos, auxes, index = paths.items, paths.memo, paths.aux, paths.index
+        old = path_items[h]
+        self._undo.append((paths, h, old, memos[h], auxes[h], hand, swept))  # type: ignore[index]
+        if old is not None:
+            del index[old]  # type: ignore[union-attr]
+        index[path] = h  # type: ignore[index]
+        path_items[h] = path
+        memos[h] = None  # type: ignore[index]
+        auxes[h] = ints  # type: ignore[index]
+        paths.hand = h + 1 if h < _PATH_SLOTS - 1 else 0
+        return h
 
-    def _string_item(self, out: bytearray, s: str, in_path: bool) -> tuple[str, bool]:
-        """Write a string item; return the table's equal string (shared) and whether short."""
-        strs = self._t.strs
+    def _literal(self, out: bytearray, s: str, lead: int) -> bool:
+        """Write ``lead``, then ``s`` as varint length and UTF-8, added to the string table
+        when short; return whether it is short."""
+        try:
+            b = s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _unencodable(f"string {s[:20]!r} holds a lone surrogate") from None
+        out.append(lead)
+        n = len(b)
+        if n < 0x80:
+            out.append(n)
+        else:
+            _varint(out, n)
+        out += b
+        if n <= _SHORT:
+            self._strs.add(s, None, self._undo)
+            return True
+        return False
+
+    def _string_item(self, out: bytearray, s: str) -> tuple[str, bool]:
+        """Write a string item (value context); return the table's equal string and whether
+        it is short."""
+        strs = self._strs
         slot = strs.index.get(s)  # type: ignore[union-attr]
         if slot is not None:
-            strs.refs[slot] = 1
-            x = slot + 1
-            _varint(out, x << 1 | 1 if in_path else x)
+            if not strs.refs[slot]:
+                strs.refs[slot] = self._tag
+            out.append(slot + 1)
             return strs.items[slot], True
-        b = _utf8(s)
-        out.append(1 if in_path else 0)
-        _varint(out, len(b))
-        out += b
-        if len(b) <= _SHORT:
-            strs.add(s, None, self._t.undo)
-            return s, True
-        return s, False
+        return s, self._literal(out, s, 0)
+
+    def _string(self, out: bytearray, s: str) -> None:
+        """Write a string value that is not in the string table."""
+        if " " in s:
+            words = s.split(" ")
+            if len(words) <= _MAX_WORDS and all(words):
+                out.append(0xAF)  # _T_WORDS
+                out.append(len(words))  # a one-byte varint
+                for w in words:
+                    self._string_item(out, w)
+                return
+        self._literal(out, s, 0xAE)  # _T_STR
 
     def _value(self, out: bytearray, v: Value, ctx: int | None, depth: int) -> None:
         t = type(v)
         if t is int:
-            self._int(out, v, ctx)  # type: ignore[arg-type]
+            _put_int(out, v, ctx)  # type: ignore[arg-type]
         elif t is str:
-            self._string(out, v)  # type: ignore[arg-type]
+            strs = self._strs
+            slot = strs.index.get(v)  # type: ignore[union-attr]
+            if slot is not None:
+                if not strs.refs[slot]:
+                    strs.refs[slot] = self._tag
+                out.append(slot)
+            else:
+                self._string(out, v)  # type: ignore[arg-type]
         elif v is None:
-            out.append(_T_NONE)
+            out.append(0xA8)  # _T_NONE
         elif t is bool:
-            out.append(_T_TRUE if v else _T_FALSE)
+            out.append(0xAA if v else 0xA9)  # _T_TRUE, _T_FALSE
         elif t is float:
             if not math.isfinite(v):  # type: ignore[arg-type]
                 raise _unencodable(f"float {v!r} is not finite")
-            out.append(_T_FLOAT)
+            out.append(0xAD)  # _T_FLOAT
             out += _F64.pack(v)
         elif t is list or t is dict:
             if depth >= self.max_depth:
                 raise _unencodable("value nested deeper than max_depth")
             if t is list:
-                out.append(_T_LIST)
+                out.append(0xB0)  # _T_LIST
                 _varint(out, len(v))  # type: ignore[arg-type]
                 for x in v:  # type: ignore[union-attr]
                     self._value(out, x, None, depth + 1)
@@ -487,83 +907,48 @@ class WireEncoder:
         else:
             raise _unencodable(f"{t.__name__} is not a state value")
 
-    def _string(self, out: bytearray, s: str) -> None:
-        strs = self._t.strs
-        slot = strs.index.get(s)  # type: ignore[union-attr]
-        if slot is not None:
-            strs.refs[slot] = 1
-            out.append(slot)
-            return
-        if " " in s:
-            words = s.split(" ")
-            if len(words) <= _MAX_WORDS and all(words):
-                out.append(_T_WORDS)
-                _varint(out, len(words))
-                for w in words:
-                    self._string_item(out, w, False)
-                return
-        b = _utf8(s)
-        out.append(_T_STR)
-        _varint(out, len(b))
-        out += b
-        if len(b) <= _SHORT:
-            strs.add(s, None, self._t.undo)
-
-    @staticmethod
-    def _int(out: bytearray, v: int, ctx: int | None) -> None:
-        if not INT_MIN <= v <= INT_MAX:
-            raise _unencodable(f"int {v} is outside the 64-bit range")
-        dz = -1
-        if ctx is not None:
-            d = v - ctx
-            if -32 <= d < 32:
-                out.append(_T_DELTA0 + d)
-                return
-            dz = _zigzag(d)
-        if 0 <= v < 32:
-            out.append(_T_SMALL + v)
-            return
-        z = _zigzag(v)
-        if dz >= 0 and _vlen(dz) < _vlen(z):
-            out.append(_T_DINT)
-            _varint(out, dz)
-        else:
-            out.append(_T_INT)
-            _varint(out, z)
-
     def _dict(self, out: bytearray, v: dict[str, Value], depth: int) -> None:
         if not v:
-            out.append(_T_EMPTY_DICT)
+            out.append(0xB2)  # _T_EMPTY_DICT
             return
-        shapes = self._t.shapes
+        shapes = self._shapes
         keys = tuple(v)
         slot = shapes.index.get(keys)  # type: ignore[union-attr]
         memo: list[int | None] | None = None
         if slot is not None:
-            shapes.refs[slot] = 1
-            memo = shapes.memo[slot]
-            out.append(_T_SHAPE + slot)
+            if not shapes.refs[slot]:
+                shapes.refs[slot] = self._tag
+            memo = shapes.memo[slot]  # type: ignore[index]
+            out.append(0xA0 + slot)  # _T_SHAPE
         else:
-            out.append(_T_DICT)
+            out.append(0xB1)  # _T_DICT
             _varint(out, len(keys))
             shared = []
             short = True
             for k in keys:
                 if type(k) is not str:
                     raise _unencodable(f"dict key {k!r} is not a str")
-                k, is_short = self._string_item(out, k, False)
+                k, is_short = self._string_item(out, k)
                 shared.append(k)
                 short = short and is_short
             if short and len(keys) <= _MAX_SHAPE_KEYS:
                 memo = [None] * len(keys)
-                shapes.add(tuple(shared), memo, self._t.undo)
+                shapes.add(tuple(shared), memo, self._undo)
+        depth += 1
+        if memo is None:
+            for x in v.values():
+                self._value(out, x, None, depth)
+            return
+        undo = self._undo
         for i, x in enumerate(v.values()):
-            self._value(out, x, memo[i] if memo is not None else None, depth + 1)
-            if memo is not None and type(x) is int:
-                self._t.set_memo(memo, i, x)
+            old = memo[i]
+            self._value(out, x, old, depth)
+            if type(x) is int:
+                undo.append((memo, i, old))
+                memo[i] = x
 
 
-class WireDecoder:
+class WireDecoder(_End):
     """The receiving end of a connection: turns messages back into deltas.
 
     Every input gives a :class:`~statesync.delta.Delta` of native operations or raises
@@ -586,227 +971,426 @@ class WireDecoder:
 
     def reset(self) -> None:
         """Forget everything received so far: the peer's encoder must be reset too."""
-        self._t = _Tables(indexed=False)
+        self._clear(indexed=False)
         self._z = zlib.decompressobj(-_WBITS)
-        self._buf = b""
-        self._pos = 0
+        self._history = bytearray()
+
+    def _restore_inflater(self) -> None:
+        """Put back the inflater of before the current message."""
+        if self._history:
+            self._z = zlib.decompressobj(-_WBITS, zdict=bytes(self._history))
+        else:
+            self._z = zlib.decompressobj(-_WBITS)
 
     def decode(self, data: bytes) -> Delta:
         """The delta in ``data`` (one whole message), or :class:`WireError`."""
-        if len(data) > self.max_message_size:
-            raise WireError(
-                f"message of {len(data)} bytes is over the limit", code="wire/too_large"
-            )
-        if not data:
-            raise WireError("empty message: no version byte", code="wire/truncated")
-        if data[0] != WIRE_VERSION:
-            raise WireError(f"unknown wire format version {data[0]}", code="wire/version")
-        if len(data) == 1:
+        size = len(data)
+        if not 1 < size <= self.max_message_size or data[0] != WIRE_VERSION:
+            if size > self.max_message_size:
+                raise WireError(f"message of {size} bytes is over the limit", code="wire/too_large")
+            if not size:
+                raise WireError("empty message: no version byte", code="wire/truncated")
+            if data[0] != WIRE_VERSION:
+                raise WireError(f"unknown wire format version {data[0]}", code="wire/version")
             return Delta()
-        z = self._z.copy()
+        z = self._z
         limit = self.max_message_size
         try:
-            payload = z.decompress(bytes(data[1:]) + _TAIL, limit + 1)
+            buf = z.decompress(bytes(data[1:]) + _TAIL, limit + 1)
         except zlib.error as e:
+            self._restore_inflater()
             raise WireError(f"bad DEFLATE data: {e}") from None
-        if len(payload) > limit:
-            raise WireError("message inflates past the size limit", code="wire/too_large")
-        if z.eof or z.unused_data or z.unconsumed_tail:
+        end = len(buf)
+        if not 0 < end <= limit or z.eof or z.unused_data or z.unconsumed_tail:
+            self._restore_inflater()
+            if end > limit:
+                raise WireError("message inflates past the size limit", code="wire/too_large")
+            if not end:
+                raise WireError("message holds no operation")
             raise WireError("DEFLATE stream ended inside a message")
-        if not payload:
-            raise WireError("message holds no operation")
-        t = self._t
-        t.begin()
-        self._buf, self._pos = payload, 0
+        tag = self._tag + 1  # this message's tag
+        if tag > 255:
+            tag = self._retag()
+        self._tag = tag
+        paths, strs = self._paths, self._strs
+        path_items, path_refs, path_memo = paths.items, paths.refs, paths.memo
+        str_items, str_refs = strs.items, strs.refs
+        undo_append = self._undo.append
+        out: list[Any] = []
+        append = out.append
+        p = 0
+        prev = prev0 = self._prev
         try:
-            ops = self._ops()
-        except WireError:
-            t.rollback()
+            # The hot loop: reading past the end raises IndexError (wire/truncated); paths in
+            # the table and common values are read inline, the rest by _new_path and _value.
+            while p < end:
+                h = buf[p]
+                p += 1
+                if h < 0x50:  # Set (_SET to _REMOVE)
+                    if h < 0x40:  # _NEW1
+                        path = path_items[h]
+                        if path is None:
+                            raise _empty_slot(h)
+                        if not path_refs[h]:
+                            path_refs[h] = tag
+                        prev = path
+                    else:
+                        self._prev = prev
+                        h, path, p = self._new_path(buf, p, h)  # h: the slot, or -1
+                        prev = self._prev
+                    x = buf[p]  # the value's tag
+                    p += 1
+                    if x < 0x40:
+                        v = str_items[x]
+                        if v is None:
+                            raise _empty_slot(x)
+                        if not str_refs[x]:
+                            str_refs[x] = tag
+                    elif x < 0x80:
+                        if h < 0 or (ctx := path_memo[h]) is None:  # type: ignore[index]
+                            raise _no_context()
+                        v = ctx + x - 0x60  # _T_DELTA0
+                        if v > 0x3FFF_FFFF or v < -0x3FFF_FFFF:
+                            _in_range(v)
+                        path_memo[h] = v  # type: ignore[index]
+                        undo_append((h, ctx))
+                    elif x < 0xA0:
+                        v = x - 0x80  # _T_SMALL
+                        if h >= 0:
+                            undo_append((h, path_memo[h]))  # type: ignore[index]
+                            path_memo[h] = v  # type: ignore[index]
+                    elif x == 0xAB or x == 0xAC:  # _T_INT, _T_DINT
+                        ctx = 0
+                        if x == 0xAC and (h < 0 or (ctx := path_memo[h]) is None):  # type: ignore[index]
+                            raise _no_context()
+                        x = buf[p]
+                        if x < 0x80:
+                            p += 1
+                        elif 0 < (y := buf[p + 1]) < 0x80:
+                            x = (x & 0x7F) | (y << 7)
+                            p += 2
+                        else:
+                            x, p = _read_varint(buf, p)
+                        v = ctx + ((x >> 1) ^ -(x & 1))  # unzigzag
+                        if v > 0x3FFF_FFFF or v < -0x3FFF_FFFF:
+                            _in_range(v)
+                        if h >= 0:
+                            undo_append((h, path_memo[h]))  # type: ignore[index]
+                            path_memo[h] = v  # type: ignore[index]
+                    elif x == 0xAF:  # _T_WORDS
+                        n = buf[p]
+                        if n < 0x80:
+                            p += 1
+                        else:
+                            n, p = _read_varint(buf, p)
+                        if n > end - p:
+                            raise WireError("word count past the end", code="wire/truncated")
+                        words = []
+                        for _ in range(n):
+                            x = buf[p] - 1  # a string item: slot x, or a literal (x < 0)
+                            if 0 <= x < 0x40 and (s := str_items[x]) is not None:
+                                if not str_refs[x]:
+                                    str_refs[x] = tag
+                                p += 1
+                            else:
+                                s, p, _ = self._string_item(buf, p)
+                            words.append(s)
+                        v = " ".join(words)
+                    elif h >= 0:
+                        ctx = path_memo[h]  # type: ignore[index]
+                        v, p = self._value(buf, p - 1, ctx, 0)
+                        if type(v) is int:
+                            path_memo[h] = v  # type: ignore[index]
+                            undo_append((h, ctx))
+                    else:
+                        v, p = self._value(buf, p - 1, None, 0)
+                    o = _SetShell()
+                    o.path = path
+                    o.value = v
+                    o.__class__ = Set
+                    append(o)
+                elif h >= 0xA0:  # Splice
+                    if h >= 0xF0:  # _RESERVED_OP
+                        raise WireError(f"unknown operation header 0x{h:02x}")
+                    h -= 0xA0  # _SPLICE
+                    if h < 0x40:
+                        path = path_items[h]
+                        if path is None:
+                            raise _empty_slot(h)
+                        if not path_refs[h]:
+                            path_refs[h] = tag
+                        prev = path
+                    else:
+                        self._prev = prev
+                        _, path, p = self._new_path(buf, p, h)
+                        prev = self._prev
+                    i = buf[p]
+                    if i < 0x80:
+                        p += 1
+                    else:
+                        i, p = _read_varint(buf, p)
+                    x = buf[p]
+                    if x < 0x80:
+                        p += 1
+                    else:
+                        x, p = _read_varint(buf, p)
+                    d = x >> 3
+                    n = x & 7
+                    if n == 7:
+                        x, p = _read_varint(buf, p)
+                        n += x
+                    if (i > 0x3FFF_FFFF or d > 0x3FFF_FFFF) and i + d > _U64_MAX:
+                        raise WireError("splice out of range")
+                    if n > end - p:
+                        raise WireError("splice count past the end", code="wire/truncated")
+                    ins: list[Value] = []
+                    for _ in range(n):
+                        x = buf[p]
+                        if x < 0x40 and (v := str_items[x]) is not None:
+                            if not str_refs[x]:
+                                str_refs[x] = tag
+                            p += 1
+                        elif 0x80 <= x < 0xA0:
+                            v = x - 0x80  # _T_SMALL
+                            p += 1
+                        elif x == 0xAF:  # _T_WORDS, as for Set
+                            nw = buf[p + 1]
+                            if nw < 0x80:
+                                p += 2
+                            else:
+                                nw, p = _read_varint(buf, p + 1)
+                            if nw > end - p:
+                                raise WireError("word count past the end", code="wire/truncated")
+                            words = []
+                            for _ in range(nw):
+                                x = buf[p] - 1
+                                if 0 <= x < 0x40 and (s := str_items[x]) is not None:
+                                    if not str_refs[x]:
+                                        str_refs[x] = tag
+                                    p += 1
+                                else:
+                                    s, p, _ = self._string_item(buf, p)
+                                words.append(s)
+                            v = " ".join(words)
+                        else:
+                            v, p = self._value(buf, p, None, 0)
+                        ins.append(v)
+                    o = _SpliceShell()
+                    o.path = path
+                    o.index = i
+                    o.delete = d
+                    o.insert = tuple(ins)
+                    o.__class__ = Splice
+                    append(o)
+                else:  # Remove
+                    h -= 0x50  # _REMOVE
+                    if h < 0x40:
+                        path = path_items[h]
+                        if path is None:
+                            raise _empty_slot(h)
+                        if not path_refs[h]:
+                            path_refs[h] = tag
+                        prev = path
+                    else:
+                        self._prev = prev
+                        _, path, p = self._new_path(buf, p, h)
+                        prev = self._prev
+                    o = _RemoveShell()
+                    o.path = path
+                    o.__class__ = Remove
+                    append(o)
+        except BaseException as e:
+            self._rollback(prev0)
+            self._restore_inflater()
+            if isinstance(e, IndexError):
+                raise WireError("message truncated", code="wire/truncated") from None
+            if isinstance(e, RecursionError):
+                raise WireError("value nested too deeply for this interpreter") from None
             raise
-        except RecursionError:
-            t.rollback()
-            raise WireError("value nested too deeply for this interpreter") from None
-        finally:
-            self._buf = b""
-        t.commit()
-        self._z = z
-        return Delta(tuple(ops))
+        self._prev = prev
+        self._undo.clear()
+        history = self._history
+        history += buf
+        del history[:-_WINDOW]
+        delta: Any = _DeltaShell()
+        delta.ops = tuple(out)
+        delta.__class__ = Delta
+        return delta  # type: ignore[no-any-return]
 
-    # -- reading primitives ------------------------------------------------------------------
-
-    def _byte(self) -> int:
-        p = self._pos
-        if p >= len(self._buf):
-            raise WireError("message truncated", code="wire/truncated")
-        self._pos = p + 1
-        return self._buf[p]
-
-    def _varint(self) -> int:
-        buf, p = self._buf, self._pos
-        n = shift = 0
-        while True:
-            if p >= len(buf):
-                raise WireError("message truncated inside a varint", code="wire/truncated")
-            b = buf[p]
-            p += 1
-            n |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
-            if shift >= 70:
-                raise WireError("varint longer than 10 bytes")
-        if b == 0 and shift:
-            raise WireError("varint with a redundant final byte")
-        self._pos = p
-        return n
-
-    def _count(self) -> int:
-        """A varint count of items that take at least one byte each."""
-        n = self._varint()
-        if n > len(self._buf) - self._pos:
-            raise WireError(f"count {n} exceeds the rest of the message", code="wire/truncated")
-        return n
-
-    def _bytes(self, n: int) -> bytes:
-        p = self._pos
-        if n > len(self._buf) - p:
-            raise WireError("message truncated inside a string", code="wire/truncated")
-        self._pos = p + n
-        return self._buf[p : p + n]
-
-    def _int(self, n: int) -> int:
-        if not INT_MIN <= n <= INT_MAX:
-            raise WireError(f"int {n} is outside the 64-bit range")
-        return n
-
-    # -- structure ---------------------------------------------------------------------------
-
-    def _ops(self) -> list[NativeOp]:
-        out: list[NativeOp] = []
-        end = len(self._buf)
-        memo = self._t.paths.memo
-        while self._pos < end:
-            h = self._byte()
-            if h < _REMOVE:
-                slot, path = self._path(h - _SET)
-                v = self._value(memo[slot] if slot >= 0 else None, 0)
-                if slot >= 0 and type(v) is int:
-                    self._t.set_memo(memo, slot, v)
-                out.append(Set(path, v))
-            elif h < _SPLICE:
-                out.append(Remove(self._path(h - _REMOVE)[1]))
-            elif h < _RESERVED_OP:
-                path = self._path(h - _SPLICE)[1]
-                i = self._varint()
-                dc = self._varint()
-                d, n = dc >> 3, dc & 7
-                if n == 7:
-                    n += self._varint()
-                if i + d > INT_MAX:
-                    raise WireError("splice out of range")
-                if n > end - self._pos:
-                    raise WireError("splice count past the end", code="wire/truncated")
-                out.append(Splice(path, i, d, tuple([self._value(None, 0) for _ in range(n)])))
-            else:
-                raise WireError(f"unknown operation header 0x{h:02x}")
-        return out
-
-    def _path(self, r: int) -> tuple[int, Path]:
-        t = self._t
-        if r < _NEW1:
-            path: Path = t.paths.use(r)
-            t.prev = path
-            return r, path
-        if r < _NEWM:
-            keep, m = r - _NEW1, 1
+    def _new_path(self, buf: bytes, p: int, r: int) -> tuple[int, Path, int]:
+        """Read a path given in items; return its slot (or -1), the path and the position."""
+        if r < 0x48:  # _NEWM
+            keep, m = r - 0x40, 1
         else:
-            keep, m = r - _NEWM, self._count()
-        if keep > len(t.prev) or keep + m > self.max_depth:
+            keep = r - 0x48
+            m, p = _read_count(buf, p)
+        prev = self._prev
+        if keep > len(prev) or keep + m > self.max_depth:
             raise WireError("path keeps more than the previous path, or is too deep")
-        items: list[str | int] = list(t.prev[:keep])
+        strs = self._strs
+        str_items, str_refs, tag = strs.items, strs.refs, self._tag
+        items: list[str | int] = list(prev[:keep])
         short = True
         for _ in range(m):
-            u = self._varint()
-            if u & 1:
-                s, is_short = self._string_item(u >> 1)
-                items.append(s)
-                short = short and is_short
-            elif u >> 1 > INT_MAX:
-                raise WireError("list index out of range")
+            u = buf[p]
+            if u < 0x80:
+                p += 1
             else:
+                u, p = _read_varint(buf, p)
+            if not u & 1:
+                if u >> 1 > 0xFFFF_FFFF_FFFF_FFFF:
+                    raise WireError("list index out of range")
                 items.append(u >> 1)
+                continue
+            x = (u >> 1) - 1  # a string slot, or -1 for a literal
+            if 0 <= x < 0x40:
+                s = str_items[x]
+                if s is None:
+                    raise _empty_slot(x)
+                if not str_refs[x]:
+                    str_refs[x] = tag
+            elif x < 0:
+                s, p, is_short = self._literal(buf, p)
+                short = short and is_short
+            else:
+                raise _empty_slot(x)
+            items.append(s)
         path = tuple(items)
-        if short and len(path) <= _MAX_PATH_ITEMS:
-            t.prev = path
-            return t.paths.add(path, None, t.undo), path
-        t.prev = ()
-        return -1, path
+        if not short or len(path) > _MAX_PATH_ITEMS:
+            self._prev = ()
+            return -1, path, p
+        self._prev = path
+        # _Clock.add, inline
+        paths = self._paths
+        refs, hand = paths.refs, paths.hand
+        if refs[hand]:
+            h, swept = _sweep(refs, hand)
+        else:
+            h, swept = hand, None
+        path_items, memos = paths.items, paths.memo
+        self._undo.append((paths, h, path_items[h], memos[h], None, hand, swept))  # type: ignore[index]
+        path_items[h] = path
+        memos[h] = None  # type: ignore[index]
+        paths.hand = h + 1 if h < _PATH_SLOTS - 1 else 0
+        return h, path, p
 
-    def _string_item(self, x: int) -> tuple[str, bool]:
-        strs = self._t.strs
-        if x:
-            return strs.use(x - 1), True
-        b = self._bytes(self._varint())
+    def _literal(self, buf: bytes, p: int) -> tuple[str, int, bool]:
+        """Read a literal string (length, UTF-8), added to the table when short; return it,
+        the position after it and whether it is short."""
+        n = buf[p]
+        if n < 0x80:
+            p += 1
+        else:
+            n, p = _read_varint(buf, p)
+        q = p + n
+        if q > len(buf):
+            raise WireError("message truncated inside a string", code="wire/truncated")
         try:
-            s = b.decode("utf-8")
+            s = buf[p:q].decode("utf-8")
         except UnicodeDecodeError:
             raise WireError("string is not valid UTF-8") from None
-        if len(b) <= _SHORT:
-            strs.add(s, None, self._t.undo)
-            return s, True
-        return s, False
+        if n <= _SHORT:
+            self._strs.add(s, None, self._undo)
+            return s, q, True
+        return s, q, False
 
-    def _value(self, ctx: int | None, depth: int) -> Value:
-        tag = self._byte()
-        if tag < _T_DELTA0 - 32:
-            return self._t.strs.use(tag)  # type: ignore[no-any-return]
-        if tag < _T_SMALL:
+    def _string_item(self, buf: bytes, p: int) -> tuple[str, int, bool]:
+        """Read a string item (value context): a table slot or a literal."""
+        x = buf[p]
+        if x < 0x80:
+            p += 1
+        else:
+            x, p = _read_varint(buf, p)
+        if not x:
+            return self._literal(buf, p)
+        strs = self._strs
+        if x > _STR_SLOTS or (s := strs.items[x - 1]) is None:
+            raise _empty_slot(x - 1)
+        if not strs.refs[x - 1]:
+            strs.refs[x - 1] = self._tag
+        return s, p, True
+
+    def _value(self, buf: bytes, p: int, ctx: int | None, depth: int) -> tuple[Value, int]:
+        """Read the value at ``p`` (context ``ctx``); return it and the position after it."""
+        tag = buf[p]
+        p += 1
+        if tag < 0x40:
+            strs = self._strs
+            s = strs.items[tag]
+            if s is None:
+                raise _empty_slot(tag)
+            if not strs.refs[tag]:
+                strs.refs[tag] = self._tag
+            return s, p
+        if tag < 0x80:
             if ctx is None:
-                raise WireError("int delta where no int was remembered")
-            return self._int(ctx + tag - _T_DELTA0)
-        if tag < _T_SHAPE:
-            return tag - _T_SMALL
-        if tag < _T_NONE:
-            return self._shaped(tag - _T_SHAPE, depth)
-        if tag == _T_NONE:
-            return None
-        if tag == _T_FALSE or tag == _T_TRUE:
-            return tag == _T_TRUE
-        if tag == _T_INT:
-            return self._int(_unzigzag(self._varint()))
-        if tag == _T_DINT:
+                raise _no_context()
+            return _in_range(ctx + tag - 0x60), p  # _T_DELTA0
+        if tag < 0xA0:
+            return tag - 0x80, p  # _T_SMALL
+        if tag < 0xA8:
+            if depth >= self.max_depth:
+                raise WireError("value nested deeper than max_depth")
+            slot = tag - 0xA0  # _T_SHAPE
+            shapes = self._shapes
+            keys = shapes.items[slot]
+            if keys is None:
+                raise _empty_slot(slot)
+            if not shapes.refs[slot]:
+                shapes.refs[slot] = self._tag
+            return self._fields(buf, p, keys, shapes.memo[slot], depth)  # type: ignore[index]
+        if tag == 0xA8:  # _T_NONE
+            return None, p
+        if tag == 0xA9 or tag == 0xAA:  # _T_FALSE, _T_TRUE
+            return tag == 0xAA, p
+        if tag == 0xAB:  # _T_INT
+            z, p = _read_varint(buf, p)
+            return _in_range((z >> 1) ^ -(z & 1)), p
+        if tag == 0xAC:  # _T_DINT
             if ctx is None:
-                raise WireError("int delta where no int was remembered")
-            return self._int(ctx + _unzigzag(self._varint()))
-        if tag == _T_FLOAT:
-            (f,) = _F64.unpack(self._bytes(8))
+                raise _no_context()
+            z, p = _read_varint(buf, p)
+            return _in_range(ctx + ((z >> 1) ^ -(z & 1))), p
+        if tag == 0xAD:  # _T_FLOAT
+            if p + 8 > len(buf):
+                raise WireError("message truncated inside a float", code="wire/truncated")
+            (f,) = _F64.unpack_from(buf, p)
             if not math.isfinite(f):
                 raise WireError("float is not finite")
-            return f  # type: ignore[no-any-return]
-        if tag == _T_STR:
-            return self._string_item(0)[0]
-        if tag == _T_WORDS:
-            n = self._count()
-            return " ".join([self._string_item(self._varint())[0] for _ in range(n)])
-        if tag > _T_EMPTY_DICT:
+            return f, p + 8
+        if tag == 0xAE:  # _T_STR
+            s, p, _ = self._literal(buf, p)
+            return s, p
+        if tag == 0xAF:  # _T_WORDS
+            n, p = _read_count(buf, p)
+            words = []
+            for _ in range(n):
+                s, p, _ = self._string_item(buf, p)
+                words.append(s)
+            return " ".join(words), p
+        if tag > 0xB2:  # _T_EMPTY_DICT
             raise WireError(f"unknown value tag 0x{tag:02x}")
         if depth >= self.max_depth:
             raise WireError("value nested deeper than max_depth")
-        if tag == _T_LIST:
-            n = self._count()
-            return [self._value(None, depth + 1) for _ in range(n)]
-        if tag == _T_DICT:
-            return self._new_dict(depth)
-        return {}
+        if tag == 0xB0:  # _T_LIST
+            n, p = _read_count(buf, p)
+            items: list[Value] = []
+            for _ in range(n):
+                v, p = self._value(buf, p, None, depth + 1)
+                items.append(v)
+            return items, p
+        if tag == 0xB1:  # _T_DICT
+            return self._new_dict(buf, p, depth)
+        return {}, p
 
-    def _new_dict(self, depth: int) -> Value:
-        n = self._count()
+    def _new_dict(self, buf: bytes, p: int, depth: int) -> tuple[Value, int]:
+        n, p = _read_count(buf, p)
         if not n:
             raise WireError("a dict with a shape has at least one key")
         keys: list[str] = []
         short = True
         for _ in range(n):
-            k, is_short = self._string_item(self._varint())
+            k, p, is_short = self._string_item(buf, p)
             keys.append(k)
             short = short and is_short
         if len(set(keys)) != n:
@@ -814,27 +1398,29 @@ class WireDecoder:
         memo: list[int | None] | None = None
         if short and n <= _MAX_SHAPE_KEYS:
             memo = [None] * n
-            self._t.shapes.add(tuple(keys), memo, self._t.undo)
-        return self._fields(keys, memo, depth)
-
-    def _shaped(self, slot: int, depth: int) -> Value:
-        if depth >= self.max_depth:
-            raise WireError("value nested deeper than max_depth")
-        shapes = self._t.shapes
-        keys = shapes.use(slot)
-        return self._fields(keys, shapes.memo[slot], depth)
+            self._shapes.add(tuple(keys), memo, self._undo)
+        return self._fields(buf, p, keys, memo, depth)
 
     def _fields(
-        self, keys: tuple[str, ...] | list[str], memo: list[int | None] | None, depth: int
-    ) -> dict[str, Value]:
+        self,
+        buf: bytes,
+        p: int,
+        keys: tuple[str, ...] | list[str],
+        memo: list[int | None] | None,
+        depth: int,
+    ) -> tuple[Value, int]:
         out: dict[str, Value] = {}
+        depth += 1
+        if memo is None:
+            for k in keys:
+                out[k], p = self._value(buf, p, None, depth)
+            return out, p
+        undo = self._undo
         for i, k in enumerate(keys):
-            v = self._value(memo[i] if memo is not None else None, depth + 1)
-            if memo is not None and type(v) is int:
-                self._t.set_memo(memo, i, v)
+            old = memo[i]
+            v, p = self._value(buf, p, old, depth)
+            if type(v) is int:
+                undo.append((memo, i, old))
+                memo[i] = v
             out[k] = v
-        return out
-
-
-def _unzigzag(n: int) -> int:
-    return n >> 1 if not n & 1 else -((n + 1) >> 1)
+        return out, p
