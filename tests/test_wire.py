@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import zlib
@@ -203,6 +204,146 @@ def test_decoder_reads_hand_built_payloads() -> None:
     )
     got = WireDecoder().decode(wrap(dict_payload))
     assert got == Delta((Set(("e",), {"x": 4096, "s": "e"}), Set(("e",), {"x": 4127, "s": False})))
+
+
+def _traffic(seed: int, ticks: int) -> list[Delta]:
+    """Deterministic deltas that fill, evict and revisit every table (paths with ints, words,
+    remembered ints, shapes, nesting, long strings and paths)."""
+    rng = random.Random(seed)
+    names = [f"p{i}" for i in range(90)] + ["é", "🂡", "long-" * 6, "a b"]
+
+    def value(depth: int = 0) -> Value:
+        k = rng.random()
+        if k < 0.3:
+            return rng.choice(
+                [rng.randint(0, 40), rng.randint(-300, 5000), rng.randint(-(2**63), 2**64 - 1)]
+            )
+        if k < 0.45:
+            return rng.choice(names)
+        if k < 0.55:
+            return " ".join(rng.choice(names[:40]) for _ in range(rng.randint(2, 5)))
+        if k < 0.62:
+            return rng.choice([None, True, False, 0.5, -2.25, 1e300])
+        if depth < 2 and k < 0.8:
+            return [value(depth + 1) for _ in range(rng.randint(0, 9))]
+        if depth < 2:
+            return {rng.choice(names[:20]): value(depth + 1) for _ in range(rng.randint(0, 4))}
+        return rng.randint(0, 9)
+
+    def path() -> tuple[str | int, ...]:
+        return tuple(
+            rng.choice([rng.choice(names[:70]), rng.randint(0, 150)])
+            for _ in range(rng.randint(0, 9))
+        )
+
+    deltas = []
+    for _ in range(ticks):
+        ops: list[Set | Remove | Splice] = []
+        for _ in range(rng.randint(0, 9)):
+            k = rng.random()
+            if k < 0.65:
+                ops.append(Set(path(), value()))
+            elif k < 0.75:
+                ops.append(Remove(path()))
+            else:
+                at, index, delete = path(), rng.randint(0, 300), rng.randint(0, 12)
+                ops.append(
+                    Splice(at, index, delete, tuple(value() for _ in range(rng.randint(0, 9))))
+                )
+        deltas.append(Delta(tuple(ops)))
+    return deltas
+
+
+def test_ops_payloads_are_those_of_the_reference_encoder() -> None:
+    """The digest of the ops payloads of long traffic, as the first (plain, unoptimized)
+    implementation of version 1 wrote them: the format and the encoder's choices are pinned
+    (DEFLATE output may vary with zlib, the payloads may not)."""
+    enc, inflater = WireEncoder(), zlib.decompressobj(-11)
+    digest, size = hashlib.sha256(), 0
+    for d in _traffic(2024, 400):
+        msg = enc.encode(d)
+        if len(msg) > 1:
+            ops_payload = payload(msg, inflater)
+            digest.update(len(ops_payload).to_bytes(4, "big") + ops_payload)
+            size += len(ops_payload)
+    assert size == 56469
+    assert digest.hexdigest() == "66265d742e4ceac3f89cef49f98a6b5256a9e0d5a7a1d45638f256e48e6bb420"
+
+
+_BAD_OPS: list[Any] = [
+    Set(("ok", 1.0), 1),
+    Set(("ok", True), 1),
+    Set(("v",), math.nan),
+    Set(("v",), {"a": {1, 2}}),
+    Move(("a",), ("b",)),
+    Set(["a"], 1),  # type: ignore[arg-type]
+    Set(("v",), 2**64),
+    Splice(("l",), -1, 0, ()),
+    Set(("v",), ["\ud800"]),
+]
+
+
+def test_failed_encodes_leave_no_trace_on_a_long_connection() -> None:
+    """Failures mixed into traffic long enough to wrap the per-message tags of the reference
+    bits: the encoder goes on exactly like one that never saw them."""
+    rng = random.Random(5)
+    enc, twin, dec = WireEncoder(), WireEncoder(), WireDecoder()
+    for d in _traffic(7, 700):
+        if rng.random() < 0.2:
+            ops = list(d.ops)
+            ops.insert(rng.randint(0, len(ops)), rng.choice(_BAD_OPS))
+            with pytest.raises(WireError) as exc:
+                enc.encode(Delta(tuple(ops)))
+            assert exc.value.code == "wire/unencodable"
+        msg = enc.encode(d)
+        assert msg == twin.encode(d)
+        assert same(d, dec.decode(msg))
+
+
+def test_failed_decodes_leave_no_trace_on_a_long_connection() -> None:
+    """Damaged messages mixed into traffic that has long filled the 2 KiB DEFLATE window and
+    wrapped the reference-bit tags: after each rejection the decoder goes on exactly like one
+    that never saw it (its inflater is rebuilt from the window)."""
+    rng = random.Random(6)
+    enc, dec, twin = WireEncoder(), WireDecoder(), WireDecoder()
+    rejected = 0
+    for d in _traffic(8, 700):
+        msg = enc.encode(d)
+        if len(msg) > 1 and rng.random() < 0.2:
+            bad = bytearray(msg)
+            kind = rng.randrange(3)
+            if kind == 0:
+                bad = bad[: rng.randint(1, len(bad) - 1)]
+            elif kind == 1:
+                bad[rng.randint(1, len(bad) - 1)] ^= 1 << rng.randrange(8)
+            else:
+                bad += rng.randbytes(rng.randint(1, 4))
+            try:
+                dec.decode(bytes(bad))
+            except WireError:
+                rejected += 1
+            else:  # the damage went unnoticed: out of step, start over
+                for end in (enc, dec, twin):
+                    end.reset()
+                continue
+        got = dec.decode(msg)
+        assert got == twin.decode(msg)
+        assert same(d, got)
+    assert rejected > 50
+
+
+def test_int_path_items_are_checked_on_table_hits() -> None:
+    """A path in the table is found by equality, and True and 1.0 equal 1: the encoder checks
+    the int items of every path it finds."""
+    enc, dec = WireEncoder(), WireDecoder()
+    first = Delta((Set(("g", 1, "x", 2), 5), Set(("s", 3), 1), Remove(("g", 0, "y", 1))))
+    assert same(first, dec.decode(enc.encode(first)))
+    for path in [("g", True, "x", 2), ("g", 1, "x", 2.0), ("s", 3.0), ("g", False, "y", 1)]:
+        for op in (Set(path, 1), Remove(path), Splice(path, 0, 0, ())):
+            with pytest.raises(WireError) as exc:
+                enc.encode(Delta((op,)))
+            assert exc.value.code == "wire/unencodable"
+    assert same(first, dec.decode(enc.encode(first)))
 
 
 # -- rejection ---------------------------------------------------------------------------------

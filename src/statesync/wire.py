@@ -195,8 +195,10 @@ _T_DELTA0, _T_SMALL, _T_SHAPE = 0x60, 0x80, 0xA0
 _T_NONE, _T_FALSE, _T_TRUE, _T_INT, _T_DINT, _T_FLOAT = 0xA8, 0xA9, 0xAA, 0xAB, 0xAC, 0xAD
 _T_STR, _T_WORDS, _T_LIST, _T_DICT, _T_EMPTY_DICT = 0xAE, 0xAF, 0xB0, 0xB1, 0xB2
 _F64 = struct.Struct(">d")
-_I64_MIN, _U64_MAX = -0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF
-assert (_I64_MIN, _U64_MAX) == (INT_MIN, INT_MAX)
+_I64_MIN: Final = INT_MIN  # -0x8000_0000_0000_0000
+_U64_MAX: Final = INT_MAX  # 0xFFFF_FFFF_FFFF_FFFF
+# Ints beyond +-0x3FFF_FFFF are not "compact": a comparison with one takes the slow generic path,
+# so the hot loops test against that bound first.
 
 
 def _shell(cls: type) -> type:
@@ -1238,7 +1240,7 @@ class WireDecoder(_End):
             else:
                 u, p = _read_varint(buf, p)
             if not u & 1:
-                if u >> 1 > 0xFFFF_FFFF_FFFF_FFFF:
+                if u > 0x3FFF_FFFF and u >> 1 > _U64_MAX:
                     raise WireError("list index out of range")
                 items.append(u >> 1)
                 continue
