@@ -292,9 +292,11 @@ class IncrementalHash:
     True
     """
 
-    # The root and the cached subtree hashes are kept *unreduced* (congruent modulo P, and
-    # only a few bits longer than P**2 after any number of updates): a reduction costs more
-    # than the multiplication it follows, so it happens only when a hash is read.
+    # The root and the cached subtree hashes are kept *unreduced* (congruent modulo P): a
+    # reduction costs more than the multiplication it follows. They only ever grow by
+    # additions of products of reduced factors (a splice reduces its diff first), so they
+    # stay a few bits longer than P**2; they are reduced when read (``root``, ``subtree``)
+    # or when they become the old hash of a set.
     __slots__ = ("_cache", "_index", "_root")
 
     def __init__(self, state: Value, *, root: int | None = None) -> None:
@@ -333,12 +335,6 @@ class IncrementalHash:
         c._cache = dict(self._cache)
         c._index = self._index
         return c
-
-    def _adopt(self, other: IncrementalHash) -> None:
-        """Take over ``other``'s state (``other`` must not be used afterwards)."""
-        self._root = other._root
-        self._cache = other._cache
-        self._index = other._index
 
     def subtree(self, state: Value, path: Path) -> int:
         """``H`` of the subtree at ``path`` (cached and kept current from now on)."""
@@ -533,17 +529,19 @@ class IncrementalHash:
         powers = _powers
         if len(powers) <= n + m + 1:
             index_weight(n + m + 1)
-        smemo = _str_memo
-        imemo = _int_memo
         diff = 0
-        k = index + 1
-        for v in insert:
-            tv = type(v)
-            hv = smemo.get(v) if tv is str else imemo.get(v) if tv is int else None  # type: ignore[arg-type]
-            diff += powers[k] * (value_hash(v) if hv is None else hv)
-            k += 1
-        for j in range(index, end):
-            diff -= powers[j + 1] * self._elem_hash(lst, path, j, below)
+        if m:
+            smemo = _str_memo
+            imemo = _int_memo
+            k = index + 1
+            for v in insert:
+                tv = type(v)
+                hv = smemo.get(v) if tv is str else imemo.get(v) if tv is int else None  # type: ignore[arg-type]
+                diff += powers[k] * (value_hash(v) if hv is None else hv)
+                k += 1
+        if delete:
+            for j in range(index, end):
+                diff -= powers[j + 1] * self._elem_hash(lst, path, j, below)
         if m != delete and end < n:
             if not index and not m and n - end > end + 1:
                 # Trimming the front of a long list (a chat, a log): from the whole list's
@@ -558,6 +556,9 @@ class IncrementalHash:
             cached = cached or path in self._cache  # it may just have been cached
         if below:
             self._drop_below(path, index)
+        # Reduced once: the list's cached hash then only grows by additions, so it can be
+        # multiplied in as it is by the next splice.
+        diff %= P
         if not diff:
             return
         if not path:
@@ -597,7 +598,7 @@ class IncrementalHash:
     def _whole(self, lst: list[Value], path: Path) -> int:
         """``H`` of the list at ``path`` (which is ``lst``), cached from now on."""
         if not path:
-            return self._root
+            return self.root
         cache = self._cache
         whole = cache.get(path)
         if whole is None:
