@@ -259,11 +259,11 @@ class _Patcher:
                     else:
                         ok = _valid_scalar(value)
                         new = value
-                    if ok and path:
+                    if ok and path and type(path) is tuple:
                         ppath = path[:-1]
                         parent = parents.get(ppath)
                         if parent is None:
-                            parent = self._walk(path, len(ppath))
+                            parent = self._walk(ppath)
                         key = path[-1]
                         if parent is None:
                             pass
@@ -324,10 +324,10 @@ class _Patcher:
         for q in [q for q in parents if len(q) >= n + extra and q[:n] == path]:
             del parents[q]
 
-    def _walk(self, path: Path, depth: int) -> Any:
-        """The container at ``path[:depth]``, owned along with every ancestor (and remembered
-        in ``_parents``), or None when the walk meets anything the general path must handle
-        (a token, a missing key, an index out of range, a scalar)."""
+    def _walk(self, target: Path) -> Any:
+        """The container at ``target``, owned along with every ancestor and remembered in
+        ``_parents``; None when the walk meets anything the general path must handle (a
+        token, a missing key, an index out of range, a scalar)."""
         fresh = self._fresh
         node: Any = self.root
         if id(node) not in fresh:
@@ -340,15 +340,14 @@ class _Patcher:
             self.root = node
         child: Any
         i = 0
-        while i < depth:
-            item = path[i]
+        for item in target:
             if type(node) is dict:
                 if type(item) is not str:
                     return None
                 child = node.get(item)
             elif type(item) is int and 0 <= item < len(node):
                 child = node[item]
-                self._via.add(path[:i])
+                self._via.add(target[:i])
             else:
                 return None
             t = type(child)
@@ -361,17 +360,17 @@ class _Patcher:
                 return None
             node = child
             i += 1
-        self._parents[path[:depth]] = node
+        self._parents[target] = node
         return node
 
     def _fast_remove(self, op: Remove) -> bool:
         path = op.path
-        if not path:
+        if not path or type(path) is not tuple:
             return False
         ppath = path[:-1]
         parent = self._parents.get(ppath)
         if parent is None:
-            parent = self._walk(path, len(ppath))
+            parent = self._walk(ppath)
         if type(parent) is not dict:
             return False  # a list element (the general path makes it a splice), or a failure
         key = path[-1]
@@ -391,7 +390,13 @@ class _Patcher:
 
     def _fast_splice(self, op: Splice) -> bool:
         path, index, delete, insert = op.path, op.index, op.delete, op.insert
-        if type(index) is not int or type(delete) is not int or index < 0 or delete < 0:
+        if (
+            type(index) is not int
+            or type(delete) is not int
+            or index < 0
+            or delete < 0
+            or type(path) is not tuple
+        ):
             return False
         items: list[Value] = []
         for v in insert:
@@ -411,7 +416,7 @@ class _Patcher:
                 return False
         lst = self._parents.get(path)
         if lst is None:
-            lst = self._walk(path, len(path))
+            lst = self._walk(path)
         if type(lst) is not list:
             return False
         n = len(lst)
