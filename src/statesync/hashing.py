@@ -404,48 +404,15 @@ class IncrementalHash:
                 self._index = _EMPTY_INDEX
             self._root = value_hash(new)
             return
-        idx = self._index or self._reindex()
-        w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
-        cache = self._cache
-        if cached:
-            old = cache[path] % P
-        else:
+        node: object = _ABSENT
+        if path not in self._cache:  # a cached subtree's old hash needs no walk
             node = state
             try:
                 for item in path:
                     node = node[item]  # type: ignore[index]
             except KeyError:
-                old = 0
-            else:
-                t = type(node)
-                if t is int:
-                    h = _int_memo.get(node)  # type: ignore[arg-type]
-                elif t is str:
-                    h = _str_memo.get(node)  # type: ignore[arg-type]
-                elif t is bool:
-                    h = _H_TRUE if node else _H_FALSE
-                else:
-                    h = None
-                old = value_hash(node) if h is None else h
-        t = type(new)
-        if t is int:
-            h = _int_memo.get(new)  # type: ignore[arg-type]
-        elif t is str:
-            h = _str_memo.get(new)  # type: ignore[arg-type]
-        elif t is bool:
-            h = _H_TRUE if new else _H_FALSE
-        else:
-            h = None
-        new_h = value_hash(new) if h is None else h
-        if below:
-            self._drop_below(path)
-        if cached:
-            cache[path] = new_h
-        if new_h != old:
-            diff = new_h - old
-            self._root += w * diff
-            for anc, aw in ancestors:
-                cache[anc] += aw * diff
+                node = _ABSENT
+        self._set_value(path, node, new)
 
     def _set_value(self, path: Path, old: object, new: Value) -> None:
         """:meth:`before_set` for a caller that already holds the old value at ``path``
