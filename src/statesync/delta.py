@@ -267,26 +267,19 @@ class _Patcher:
                         key = path[-1]
                         if parent is None:
                             pass
-                        elif type(parent) is dict:
-                            if type(key) is str and (key.isascii() or _encodable(key)):
-                                old = parent.get(key, absent)
-                                if hasher is not None:
-                                    hasher._set_value(path, old, value)
-                                if record is not None:
-                                    record.append(op)  # type: ignore[arg-type]
-                                parent[key] = new
-                                to = type(old)
-                                if (to is dict or to is list) and len(parents) > 1:
-                                    self._forget(path, 0)
-                                i += 1
-                                continue
-                        elif type(key) is int and 0 <= key < len(parent):
-                            old = parent[key]
+                        elif (
+                            type(parent) is dict
+                            and type(key) is str
+                            and (key.isascii() or _encodable(key))
+                        ) or (type(parent) is list and type(key) is int and 0 <= key < len(parent)):
+                            old = (
+                                parent.get(key, absent) if type(parent) is dict else parent[key]  # type: ignore[index]
+                            )
                             if hasher is not None:
                                 hasher._set_value(path, old, value)
                             if record is not None:
                                 record.append(op)  # type: ignore[arg-type]
-                            parent[key] = new
+                            parent[key] = new  # type: ignore[index]
                             to = type(old)
                             if (to is dict or to is list) and len(parents) > 1:
                                 self._forget(path, 0)

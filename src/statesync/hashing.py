@@ -277,6 +277,20 @@ _ABSENT: Final = _Absent()
 """The ``old`` value meaning "no such dict key yet" (:meth:`IncrementalHash._set_value`)."""
 
 
+def _quick_hash(value: Value) -> int:
+    """``value_hash`` with the memos of common scalars consulted first (the hot path)."""
+    t = type(value)
+    if t is int:
+        h = _int_memo.get(value)  # type: ignore[arg-type]
+    elif t is str:
+        h = _str_memo.get(value)  # type: ignore[arg-type]
+    elif t is bool:
+        return _H_TRUE if value else _H_FALSE
+    else:
+        h = None
+    return value_hash(value) if h is None else h
+
+
 class IncrementalHash:
     """Keeps ``H(root)`` current while operations are applied to a state.
 
@@ -423,28 +437,8 @@ class IncrementalHash:
         if cached:
             old_h = cache[path] % P
         else:
-            t = type(old)
-            if t is int:
-                h = _int_memo.get(old)  # type: ignore[call-overload]
-            elif t is str:
-                h = _str_memo.get(old)  # type: ignore[call-overload]
-            elif t is bool:
-                h = _H_TRUE if old else _H_FALSE
-            elif old is _ABSENT:
-                h = 0
-            else:
-                h = None
-            old_h = value_hash(old) if h is None else h  # type: ignore[arg-type]
-        t = type(new)
-        if t is int:
-            h = _int_memo.get(new)  # type: ignore[arg-type]
-        elif t is str:
-            h = _str_memo.get(new)  # type: ignore[arg-type]
-        elif t is bool:
-            h = _H_TRUE if new else _H_FALSE
-        else:
-            h = None
-        new_h = value_hash(new) if h is None else h
+            old_h = 0 if old is _ABSENT else _quick_hash(old)  # type: ignore[arg-type]
+        new_h = _quick_hash(new)
         if below:
             self._drop_below(path)
         if cached:
