@@ -714,3 +714,67 @@ def test_module_doctests() -> None:
     result = doctest.testmod(statesync.draft)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_peek_reads_the_current_node_without_copying() -> None:
+    state: Any = {"seats": [{"chips": 5}, {"chips": 0}], "n": 1}
+    draft = Draft(state)
+    seats = draft.root["seats"]
+    assert statesync.draft.peek(seats) is state["seats"]  # untouched: the input itself
+    seats[1]["chips"] = 7
+    plain = statesync.draft.peek(seats)
+    assert plain is not state["seats"]  # copied on write: peek again after writing
+    assert plain == [{"chips": 5}, {"chips": 7}]
+    assert statesync.draft.peek(3) == 3
+    assert statesync.draft.peek(state) is state
+    assert state == {"seats": [{"chips": 5}, {"chips": 0}], "n": 1}
+
+
+def test_proxies_made_after_a_shift_record_their_new_path() -> None:
+    draft = Draft({"l": [{"a": 0}, {"a": 1}, {"a": 2}]})
+    lst = draft.root["l"]
+    held = lst[1]
+    lst.insert(0, {"a": -1})
+    fresh = lst[3]  # made after the shift, under a parent whose path is known
+    fresh["a"] = 20
+    held["a"] = 10
+    lst[0]["a"] = -10
+    new, delta = draft.finish()
+    assert [op.path for op in delta.ops] == [("l",), ("l", 3, "a"), ("l", 2, "a"), ("l", 0, "a")]
+    assert new == {"l": [{"a": -10}, {"a": 0}, {"a": 10}, {"a": 20}]}
+
+
+def test_fast_write_path_records_the_same_ops_as_the_general_one() -> None:
+    state: Any = {"a": 1, "s": "x", "l": ["p"]}
+    hasher = IncrementalHash(state)
+    draft = Draft(state, hasher)
+    root = draft.root
+    root["a"] = 2
+    root["s"] = "é"  # not ASCII: checked the slow way, and valid
+    root["f"] = -0.0
+    root["b"] = True
+    root["n"] = None
+    root["l"].append("q")
+    del root["l"][0]
+    new, delta = draft.finish()
+    assert delta.ops == (
+        Set(("a",), 2),
+        Set(("s",), "é"),
+        Set(("f",), -0.0),
+        Set(("b",), True),
+        Set(("n",), None),
+        Splice(("l",), 1, 0, ("q",)),
+        Splice(("l",), 0, 1, ()),
+    )
+    assert all(type(op) in (Set, Splice) for op in delta.ops)
+    assert draft.inverse().ops == (
+        Splice(("l",), 0, 0, ("p",)),
+        Splice(("l",), 1, 1, ()),
+        Remove(("n",)),
+        Remove(("b",)),
+        Remove(("f",)),
+        Set(("s",), "x"),
+        Set(("a",), 1),
+    )
+    assert patch(new, draft.inverse()) == state
+    assert hasher.hex == state_hash(new)

@@ -59,3 +59,11 @@ def test_fanout_gives_every_player_exactly_their_view(seed: int, n: int) -> None
             assert strict_equal(clients[p][0], table.view(p))
         spectator[0] = apply_ops(spectator[0], spectator[1].decode(update.public).ops)
         assert strict_equal(spectator[0], table.view(None))
+
+
+def test_an_all_public_delta_is_split_without_copying() -> None:
+    d = Delta((Set(("game", "x"), 1), Set(("seats",), {})))
+    assert split_delta(d) == (d, {})
+    assert split_delta(d)[0] is d  # type: ignore[index]
+    with_secret = Delta((Set(("game", "x"), 1), Set(("secret",), {})))
+    assert split_delta(with_secret) == (Delta((Set(("game", "x"), 1),)), {})

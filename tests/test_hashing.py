@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from statesync.delta import apply_ops
 from statesync.errors import InvalidValueError
 from statesync.hashing import IncrementalHash, state_hash, value_hash
-from statesync.ops import Splice
+from statesync.ops import Remove, Splice
 
 from .strategies import containers, native_op, values
 
@@ -119,3 +120,16 @@ def test_failed_patch_leaves_hasher_unchanged() -> None:
     with pytest.raises(PatchError):
         apply_ops(state, (Set(("a",), 2), Remove(("missing",))), hasher=hasher)
     assert hasher.hex == before
+
+
+def test_subtree_reduces_a_cached_hash_that_went_negative() -> None:
+    # Cached subtree hashes are kept unreduced and may drop below zero after a removal.
+    state: dict[str, Any] = {"a": {"x": "long text", "y": 1}}
+    hasher = IncrementalHash(state)
+    assert hasher.subtree(state, ("a",)) == value_hash(state["a"])
+    new = apply_ops(state, (Remove(("a", "x")),), hasher=hasher)
+    assert hasher._cache[("a",)] < 0  # the case under test
+    reduced = hasher.subtree(new, ("a",))
+    assert reduced == value_hash(new["a"])  # type: ignore[index]
+    assert 0 <= reduced < 2**127 - 1
+    assert hasher.subtree(new, ("a",)) == reduced

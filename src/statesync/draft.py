@@ -31,7 +31,11 @@ object twice (``[x, x]``) is handled exactly.
 *Paths.* An operation's path is found by walking up the parent links (which also detects a
 detached ancestor). The result is cached on the proxy together with the draft's *epoch*, a
 counter bumped whenever any proxy is re-keyed or detached, so the steady-state cost of a write is
-one comparison, not a walk.
+one comparison, not a walk. A proxy made under a parent whose cached path is current starts
+with its own path cached (the parent's plus its key), so even a first write needs no walk.
+
+*Reads* of scalars return them as they are; a scan over many members can use :func:`peek` to
+read the plain node behind a proxy without making a proxy per member.
 
 *Values written* are validated like :func:`~statesync.value.check_value` and deep-copied first
 (a proxy contributes a copy of its current value), so a failed write changes nothing and neither
@@ -49,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from statesync.delta import Delta
 from statesync.errors import InvalidValueError, PathError
+from statesync.hashing import _ABSENT
 from statesync.ops import Remove, Set, Splice
 from statesync.value import INT_MAX, INT_MIN, check_value, copy_value, format_path, strict_equal
 
@@ -59,7 +64,7 @@ if TYPE_CHECKING:
     from statesync.ops import NativeOp
     from statesync.value import Path, PathItem, Value
 
-__all__ = ["Draft", "DraftDict", "DraftList", "to_value"]
+__all__ = ["Draft", "DraftDict", "DraftList", "peek", "to_value"]
 
 
 class _Missing:
@@ -124,7 +129,10 @@ class Draft:
             proxy = self._root_proxy = DraftList(self, root, None, None)
         else:
             return root
-        proxy._detached = self._result is not None  # read-only once finished
+        if self._result is not None:
+            proxy._detached = True  # read-only once finished
+        else:
+            proxy._path_epoch = self._epoch  # the root's path () is current
         return proxy
 
     @property
@@ -217,6 +225,23 @@ def to_value(value: object) -> Value:
     return value  # type: ignore[return-value]
 
 
+def peek(value: Any) -> Any:
+    """The plain value behind a proxy as it is now, without copying; anything else as is.
+
+    For fast read-only scans in rules (no proxy is made per element read). Never mutate what
+    it returns, and peek again after writing through the draft: the first write under a node
+    copies it, and the node peeked before that is then an old version.
+
+    >>> d = Draft({"seats": [{"chips": 5}, {"chips": 0}]})
+    >>> [i for i, s in enumerate(peek(d.root["seats"])) if s["chips"]]
+    [0]
+    """
+    t = type(value)
+    if t is DraftDict or t is DraftList:
+        return value._node
+    return value
+
+
 class _Proxy:
     """State shared by :class:`DraftDict` and :class:`DraftList`: node, position, ownership."""
 
@@ -234,6 +259,8 @@ class _Proxy:
 
     _node: Any
     _key: Any
+    _path: Path
+    _path_epoch: int
 
     def __init__(self, draft: Draft, node: Any, parent: _Proxy | None, key: PathItem | None):
         self._draft = draft
@@ -243,8 +270,14 @@ class _Proxy:
         self._owned = False
         self._detached = False
         self._kids: dict[Any, DraftDict | DraftList] = {}
-        self._path: Path = ()
-        self._path_epoch = -1
+        if parent is not None and parent._path_epoch == draft._epoch:
+            # The parent's cached path is current, so this one is known too: the first write
+            # through a new proxy then needs no walk up the tree.
+            self._path = (*parent._path, key)  # type: ignore[arg-type]
+            self._path_epoch = draft._epoch
+        else:
+            self._path = ()
+            self._path_epoch = -1
 
     def _locate(self) -> Path:
         """This node's path from the root; raises :class:`PathError` if it is detached."""
@@ -367,16 +400,60 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
         return self._kid(key, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        path = self._locate()
+        # The hot write path of every game, so _locate, the import of common scalars (an
+        # ASCII str is valid UTF-8; bool and None need no check) and _set are inlined.
+        draft = self._draft
+        path = self._path if self._path_epoch == draft._epoch else self._locate()
         if type(key) is not str or not key.isascii():
             _check_key(key, path)
-        if type(value) is not int or not INT_MIN <= value <= INT_MAX:
+        t = type(value)
+        if t is int:
+            if not INT_MIN <= value <= INT_MAX:
+                value = _import(value)
+        elif t is str:
+            if not value.isascii():
+                value = _import(value)
+        elif t is not bool and value is not None:
             value = _import(value)
-        self._set(path, key, value)
+            t = type(value)
+        node = self._node
+        old: Any = node.get(key, _ABSENT)
+        if old is value:
+            return
+        to = type(old)
+        if to is t:
+            if to is dict or to is list:
+                if strict_equal(old, value):
+                    return
+            elif old == value:
+                return
+        if not self._owned:
+            self._own()
+            node = self._node
+        full = (*path, key)
+        hasher = draft._hasher
+        if hasher is not None:
+            hasher._set_value(full, old, value)
+        set_path, set_value = _set_fields  # _new_set, inlined
+        op = _new_object(Set)
+        set_path(op, full)
+        set_value(op, value)
+        draft._ops.append(op)
+        if old is _ABSENT:
+            draft._undo.append(_new_remove(full))
+        else:
+            op = _new_object(Set)
+            set_path(op, full)
+            set_value(op, old)
+            draft._undo.append(op)
+        node[key] = value
+        if (to is dict or to is list) and key in self._kids:
+            self._drop_kid(key)
 
     def _set(self, path: Path, key: str, value: Value) -> None:
         node = self._node
-        if key in node and strict_equal(node[key], value):
+        old: Any = node.get(key, _ABSENT)
+        if old is not _ABSENT and strict_equal(old, value):
             return
         if not self._owned:
             self._own()
@@ -384,9 +461,9 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
         full = (*path, key)
         draft = self._draft
         if draft._hasher is not None:
-            draft._hasher.before_set(draft._root, full, value)
-        draft._ops.append(Set(full, value))
-        draft._undo.append(Set(full, node[key]) if key in node else Remove(full))
+            draft._hasher._set_value(full, old, value)
+        draft._ops.append(_new_set(full, value))
+        draft._undo.append(_new_remove(full) if old is _ABSENT else _new_set(full, old))
         node[key] = value
         if key in self._kids:
             self._drop_kid(key)
@@ -580,7 +657,8 @@ class DraftList(_Proxy, MutableSequence[Any]):
             self._set_index(path, i, v)
 
     def __delitem__(self, index: Any) -> None:
-        self._locate()
+        if self._path_epoch != self._draft._epoch:
+            self._locate()
         if type(index) is not slice:
             self._splice(self._index(index), 1, [])
             return
@@ -595,18 +673,19 @@ class DraftList(_Proxy, MutableSequence[Any]):
 
     def _splice(self, index: int, delete: int, insert: list[Value]) -> None:
         """``node[index:index + delete] = insert`` (already imported), recorded."""
-        path = self._locate()
+        draft = self._draft
+        path = self._path if self._path_epoch == draft._epoch else self._locate()
         if not delete and not insert:
             return
         if not self._owned:
             self._own()
-        draft = self._draft
+        node = self._node
+        end = index + delete
         if draft._hasher is not None:
-            draft._hasher.before_splice(draft._root, path, index, delete, insert)
-        draft._ops.append(Splice(path, index, delete, tuple(insert)))
-        old = self._node[index : index + delete]
-        draft._undo.append(Splice(path, index, len(insert), tuple(old)))
-        self._node[index : index + delete] = insert
+            draft._hasher._splice_list(node, path, index, delete, insert)
+        draft._ops.append(_new_splice(path, index, delete, tuple(insert)))
+        draft._undo.append(_new_splice(path, index, len(insert), tuple(node[index:end])))
+        node[index:end] = insert
         if self._kids:
             self._shift_kids(index, delete, len(insert))
 
@@ -641,8 +720,11 @@ class DraftList(_Proxy, MutableSequence[Any]):
 
     def append(self, value: Any) -> None:
         """Append (a copy of) ``value``."""
-        self._locate()
-        self._splice(len(self._node), 0, [_import(value)])
+        if self._path_epoch != self._draft._epoch:
+            self._locate()
+        if type(value) is not str or not value.isascii():
+            value = _import(value)
+        self._splice(len(self._node), 0, [value])
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append (copies of) ``values``: one ``Splice``."""
@@ -749,6 +831,43 @@ class DraftList(_Proxy, MutableSequence[Any]):
         return self._node.count(_plain(value))
 
 
+# Delta operations are built on every write. These make the same frozen values as ``Set(...)``,
+# ``Remove(...)`` and ``Splice(...)``, minus the cost of the frozen dataclass __init__.
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, Any], None], ...]:
+    """The ``__set__`` of each named slot of ``cls`` (they bypass a frozen ``__setattr__``)."""
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_new_object = object.__new__
+_set_fields = _slot_setters(Set, "path", "value")
+_remove_fields = _slot_setters(Remove, "path")
+_splice_fields = _slot_setters(Splice, "path", "index", "delete", "insert")
+
+
+def _new_set(path: Path, value: Value) -> Set:
+    op: Set = _new_object(Set)
+    set_path, set_value = _set_fields
+    set_path(op, path)
+    set_value(op, value)
+    return op
+
+
+def _new_remove(path: Path) -> Remove:
+    op: Remove = _new_object(Remove)
+    _remove_fields[0](op, path)
+    return op
+
+
+def _new_splice(path: Path, index: int, delete: int, insert: tuple[Value, ...]) -> Splice:
+    op: Splice = _new_object(Splice)
+    set_path, set_index, set_delete, set_insert = _splice_fields
+    set_path(op, path)
+    set_index(op, index)
+    set_delete(op, delete)
+    set_insert(op, insert)
+    return op
+
+
 def _check_key(key: object, path: Path) -> None:
     """Raise :class:`InvalidValueError` unless ``key`` can be a dict key in a state."""
     if type(key) is not str:
@@ -770,16 +889,29 @@ def _import(value: object) -> Value:
 
 
 def _copy_in(value: object) -> Value:
+    # ASCII strs and 64-bit ints are taken as they are without a call: card lists, decks and
+    # logs are made of them.
     t = type(value)
     if t is dict:
         out: dict[str, Value] = {}
         for k, v in value.items():  # type: ignore[attr-defined]
             if type(k) is not str or not k.isascii():
                 _check_key(k, ())
-            out[k] = _copy_in(v)
+            tv = type(v)
+            if (tv is str and v.isascii()) or (tv is int and INT_MIN <= v <= INT_MAX):
+                out[k] = v
+            else:
+                out[k] = _copy_in(v)
         return out
     if t is list:
-        return [_copy_in(v) for v in value]  # type: ignore[attr-defined]
+        items: list[Value] = []
+        for v in value:  # type: ignore[attr-defined]
+            tv = type(v)
+            if (tv is str and v.isascii()) or (tv is int and INT_MIN <= v <= INT_MAX):
+                items.append(v)
+            else:
+                items.append(_copy_in(v))
+        return items
     if t is DraftDict or t is DraftList:
         return copy_value(value._node)  # type: ignore[attr-defined]
     if t is int and INT_MIN <= value <= INT_MAX:  # type: ignore[operator]

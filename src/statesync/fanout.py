@@ -46,17 +46,18 @@ def split_delta(delta: Delta) -> tuple[Delta, dict[str, Delta]] | None:
     private: dict[str, list[Op]] = {}
     for op in delta.ops:
         path = op.path
-        if len(path) < 2 and not (path and path[0] in PUBLIC):
-            if path and path[0] == "secret":
-                continue
-            return None
-        head = path[0]
-        if head in PUBLIC:
+        head = path[0] if path else None
+        if head == "game" or head == "seats":  # PUBLIC, spelled out: this runs per operation
             public.append(op)
+        elif len(path) < 2:
+            if head != "secret":
+                return None
         elif head == "players":
             private.setdefault(path[1], []).append(op)  # type: ignore[arg-type]
         elif head != "secret":
             return None
+    if len(public) == len(delta.ops):
+        return delta, {}  # all public (most actions): the delta itself
     return Delta(tuple(public)), {p: Delta(tuple(ops)) for p, ops in private.items()}
 
 

@@ -277,18 +277,19 @@ _ABSENT: Final = _Absent()
 """The ``old`` value meaning "no such dict key yet" (:meth:`IncrementalHash._set_value`)."""
 
 
-def _quick_hash(value: Value) -> int:
-    """``value_hash`` with the memos of common scalars consulted first (the hot path)."""
+def _scalar_memo_hash(value: object) -> int | None:
+    """``H(value)`` of a bool, None or memoized int/str without a walk, else None (the hot
+    path of every write: game states are mostly such scalars)."""
     t = type(value)
     if t is int:
-        h = _int_memo.get(value)  # type: ignore[arg-type]
-    elif t is str:
-        h = _str_memo.get(value)  # type: ignore[arg-type]
-    elif t is bool:
+        return _int_memo.get(value)  # type: ignore[call-overload, no-any-return]
+    if t is str:
+        return _str_memo.get(value)  # type: ignore[call-overload, no-any-return]
+    if t is bool:
         return _H_TRUE if value else _H_FALSE
-    else:
-        h = None
-    return value_hash(value) if h is None else h
+    if value is None:
+        return _H_NONE
+    return None
 
 
 class IncrementalHash:
@@ -357,7 +358,8 @@ class IncrementalHash:
         cache = self._cache
         cached = cache.get(path)
         if cached is not None:
-            cached = cache[path] = cached % P
+            if not 0 <= cached < P:  # kept unreduced; every viewer asks: reduce (and store) once
+                cached = cache[path] = cached % P
             return cached
         node = state
         for item in path:
@@ -434,11 +436,16 @@ class IncrementalHash:
         idx = self._index or self._reindex()
         w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
         cache = self._cache
+        memo_h: int | None
         if cached:
             old_h = cache[path] % P
+        elif old is _ABSENT:
+            old_h = 0
         else:
-            old_h = 0 if old is _ABSENT else _quick_hash(old)  # type: ignore[arg-type]
-        new_h = _quick_hash(new)
+            memo_h = _scalar_memo_hash(old)
+            old_h = value_hash(old) if memo_h is None else memo_h  # type: ignore[arg-type]
+        memo_h = _scalar_memo_hash(new)
+        new_h = value_hash(new) if memo_h is None else memo_h
         if below:
             self._drop_below(path)
         if cached:

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from statesync import reasons
+from statesync.draft import peek
 from statesync.errors import GameError
 from statesync.game import Game
 from statesync.games.poker_hands import DECK, award, category_name, evaluate, side_pots
@@ -431,12 +432,12 @@ def _settle(draft: Any, rng: Rng, anchor: int | None) -> None:
     who owes an action), or no hand can start. ``anchor`` None: no hand in progress."""
     while anchor is not None:
         g = draft["game"]
-        live = [i for i, s in enumerate(g["seats"]) if s["status"] in _LIVE]
+        live = [i for i, s in enumerate(peek(g["seats"])) if s["status"] in _LIVE]
         if len(live) == 1:
             _win_uncontested(g, live[0])
             anchor = _start_hand(draft, rng, first=False)
         elif not _round_complete(g):
-            _set(g, "turn", _next_to_act(g, anchor))
+            g["turn"] = _next_to_act(g, anchor)
             return
         else:
             _close_round(g)
@@ -453,31 +454,32 @@ def _start_hand(draft: Any, rng: Rng, *, first: bool) -> int | None:
     or None when fewer than two players have chips (the game waits or is over)."""
     g = draft["game"]
     seats = g["seats"]
-    button = _next_button(seats, g["dealer"], first)
+    button = _next_button(peek(seats), g["dealer"], first)
     for i in reversed(range(len(seats))):
-        if seats[i].get("left"):
+        if peek(seats)[i].get("left"):
             del seats[i]
-    for seat in seats:
-        _reset_seat(seat)
-    _set(g, "turn", None)
-    _set(g, "current_bet", 0)
-    with_chips = [s["name"] for s in seats if s["chips"] > 0]
+    for i in range(len(seats)):
+        _reset_seat(seats, i)
+    g["turn"] = None
+    g["current_bet"] = 0
+    with_chips = [s["name"] for s in peek(seats) if s["chips"] > 0]
     if len(with_chips) < 2 or button is None:
         if len(with_chips) == 1 and len(seats) > 1:
             g["winner"] = with_chips[0]
             _log(g, f"{with_chips[0]} wins the game")
         else:
-            _set(g, "round", "waiting")
+            g["round"] = "waiting"
             if len(g["board"]):
                 g["board"] = []
         return None
-    dealer = next(i for i, s in enumerate(seats) if s["name"] == button)
+    dealer = next(i for i, s in enumerate(peek(seats)) if s["name"] == button)
     g["dealer"] = dealer
     g["hand"] += 1
     g["round"] = "preflop"
     if len(g["board"]):
         g["board"] = []
-    order = _around(len(seats), dealer, lambda i: seats[i]["status"] == "active")
+    plain = peek(seats)
+    order = _around(len(plain), dealer, lambda i: plain[i]["status"] == "active")
     _deal(draft, order, rng)
     sb, bb = (dealer, order[0]) if len(order) == 2 else (order[0], order[1])
     _post(g, sb, g["small_blind"], "small_blind")
@@ -497,19 +499,26 @@ def _next_button(seats: Any, dealer: int, first: bool) -> str | None:
     return None
 
 
-def _reset_seat(seat: Any) -> None:
-    _set(seat, "status", "active" if seat["chips"] > 0 else "out")
-    _set(seat, "bet", 0)
-    _set(seat, "committed", 0)
-    _set(seat, "acted", False)
-    _set(seat, "last_action", None)
+def _reset_seat(seats: Any, i: int) -> None:
+    plain = peek(seats)[i]
+    fresh = (
+        ("status", "active" if plain["chips"] > 0 else "out"),
+        ("bet", 0),
+        ("committed", 0),
+        ("acted", False),
+        ("last_action", None),
+    )
+    if any(_differs(plain[key], value) for key, value in fresh):
+        seat = seats[i]
+        for key, value in fresh:
+            seat[key] = value
 
 
 def _deal(draft: Any, order: list[int], rng: Rng) -> None:
     """Shuffle a fresh deck and deal two cards to each seat in ``order`` (one at a time)."""
     deck = list(DECK)
     rng.shuffle(deck)
-    seats = draft["game"]["seats"]
+    seats = peek(draft["game"]["seats"])
     hands: dict[int, list[str]] = {i: [] for i in order}
     for _ in range(2):
         for i in order:
@@ -520,7 +529,7 @@ def _deal(draft: Any, order: list[int], rng: Rng) -> None:
         cards = hands.get(i, [])
         if name not in players:
             players[name] = {"cards": cards}
-        elif cards or len(players[name]["cards"]):
+        elif cards or len(peek(players)[name]["cards"]):
             players[name]["cards"] = cards
     draft["secret"] = {"deck": deck}
 
@@ -536,11 +545,13 @@ def _put(g: Any, i: int, amount: int) -> None:
     if amount <= 0:
         return
     seat = g["seats"][i]
-    seat["chips"] -= amount
-    seat["bet"] += amount
-    seat["committed"] += amount
+    plain = peek(seat)
+    chips, bet, committed = plain["chips"], plain["bet"], plain["committed"]
+    seat["chips"] = chips - amount
+    seat["bet"] = bet + amount
+    seat["committed"] = committed + amount
     g["pot"] += amount
-    if seat["chips"] == 0:
+    if chips == amount:
         seat["status"] = "allin"
 
 
@@ -548,26 +559,42 @@ def _raise_to(g: Any, i: int, level: int) -> None:
     """Seat ``i`` made the bet ``level``; a full raise reopens the betting for the others."""
     if level - g["current_bet"] >= g["min_raise"]:
         g["min_raise"] = level - g["current_bet"]
-        for j, seat in enumerate(g["seats"]):
-            if j != i and seat["status"] == "active" and seat["acted"]:
-                seat["acted"] = False
+        seats = g["seats"]
+        reopened = [
+            j
+            for j, seat in enumerate(peek(seats))
+            if j != i and seat["status"] == "active" and seat["acted"]
+        ]
+        for j in reopened:
+            seats[j]["acted"] = False
     g["current_bet"] = level
 
 
 def _round_complete(g: Any) -> bool:
+    """Every active player acted and matched the bet, or at most one is active and has
+    nothing to call. (One pass: this runs after every action.)"""
     current = g["current_bet"]
-    active = [s for s in g["seats"] if s["status"] == "active"]
-    if len(active) <= 1 and all(s["bet"] >= current for s in active):
-        return True
-    return all(s["acted"] and s["bet"] == current for s in active)
+    active = 0
+    covered = done = True  # every active bet >= current / every active player is settled
+    for s in peek(g["seats"]):
+        if s["status"] == "active":
+            active += 1
+            bet = s["bet"]
+            if bet < current:
+                covered = done = False
+            elif bet != current or not s["acted"]:
+                done = False
+    return (active <= 1 and covered) or done
 
 
 def _next_to_act(g: Any, anchor: int) -> str:
     current = g["current_bet"]
-    seats = g["seats"]
-    for i in _around(len(seats), anchor, lambda i: seats[i]["status"] == "active"):
-        if not seats[i]["acted"] or seats[i]["bet"] < current:
-            return str(seats[i]["name"])
+    seats = peek(g["seats"])
+    n = len(seats)
+    for k in range(anchor + 1, anchor + n + 1):  # round the table once, after the anchor
+        s = seats[k % n]
+        if s["status"] == "active" and (not s["acted"] or s["bet"] < current):
+            return str(s["name"])
     raise GameError("holdem: no player owes an action in an open betting round")
 
 
@@ -575,23 +602,25 @@ def _close_round(g: Any) -> None:
     """Return an uncalled bet, move the bets into the pots. (A folded player's bet is never
     uncalled, except one who left: that stays in the pot as dead money.)"""
     seats = g["seats"]
-    bets = sorted((s["bet"], i) for i, s in enumerate(seats))
-    top = seats[bets[-1][1]]
+    bets = sorted((s["bet"], i) for i, s in enumerate(peek(seats)))
+    top = peek(seats)[bets[-1][1]]
     if len(bets) > 1 and bets[-1][0] > bets[-2][0] and top["status"] in _LIVE:
-        excess, seat = bets[-1][0] - bets[-2][0], top
+        excess, seat = bets[-1][0] - bets[-2][0], seats[bets[-1][1]]
         seat["chips"] += excess
         seat["committed"] -= excess
         g["pot"] -= excess
         if seat["status"] == "allin":
             seat["status"] = "active"
         _log(g, f"{seat['name']} takes back {excess}")
-    for seat in seats:
-        _set(seat, "bet", 0)
-    live = [s["status"] in _LIVE for s in seats]
-    names = [s["name"] for s in seats]
+    for i in range(len(seats)):
+        if _differs(peek(seats)[i]["bet"], 0):
+            seats[i]["bet"] = 0
+    plain = peek(seats)
+    live = [s["status"] in _LIVE for s in plain]
+    names = [s["name"] for s in plain]
     g["pots"] = [
         {"amount": amount, "eligible": [names[i] for i in eligible]}
-        for amount, eligible in side_pots([s["committed"] for s in seats], live)
+        for amount, eligible in side_pots([s["committed"] for s in plain], live)
     ]
 
 
@@ -606,9 +635,11 @@ def _deal_street(draft: Any) -> None:
     _log(g, street)
     g["current_bet"] = 0
     g["min_raise"] = g["big_blind"]
-    for seat in g["seats"]:
-        if seat["status"] == "active":
-            _set(seat, "acted", False)
+    seats = g["seats"]
+    for i in range(len(seats)):
+        plain = peek(seats)[i]
+        if plain["status"] == "active" and _differs(plain["acted"], False):
+            seats[i]["acted"] = False
 
 
 def _showdown(draft: Any) -> None:
@@ -677,7 +708,7 @@ def _new_seat(player_id: str, chips: int, status: str) -> dict[str, Value]:
 
 
 def _find(g: Any, player_id: str) -> int | None:
-    for i, seat in enumerate(g["seats"]):
+    for i, seat in enumerate(peek(g["seats"])):
         if seat["name"] == player_id:
             return i
     return None
@@ -702,7 +733,7 @@ def _log(g: Any, text: str) -> None:
         del log[0]
 
 
-def _set(node: Any, key: str, value: Value) -> None:
-    """Write only real changes: every write becomes part of the delta."""
-    if node[key] != value or type(node[key]) is not type(value):
-        node[key] = value
+def _differs(old: Value, new: Value) -> bool:
+    """Whether writing scalar ``new`` over ``old`` is a change. (A draft records only real
+    changes by itself; checking first on a plain node saves making its proxy.)"""
+    return old != new or type(old) is not type(new)
