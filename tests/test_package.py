@@ -30,6 +30,8 @@ CORE = {
     "jsonpatch",
     "ops",
     "reasons",
+    "records",
+    "replay",
     "rng",
     "snapshot",
     "storage",

@@ -490,39 +490,6 @@ async def test_state_at_rewinds_exactly() -> None:
         assert state_hash(t.state_at(v)) == hashes[v // 2]
 
 
-# ---------------------------------------------------------------- store failures
-
-
-class FlakyStore:
-    def __init__(self) -> None:
-        self.fail = False
-        self.entries: list[Any] = []
-
-    async def append(self, table_id: str, epoch: int, entries: Any) -> None:
-        if self.fail:
-            raise OSError("disk on fire")
-        self.entries.extend(entries)
-
-    async def save_snapshot(self, table_id: str, snapshot: StateSnapshot) -> None:
-        pass
-
-
-async def test_store_write_failure_rolls_back_and_rejects_batch() -> None:
-    store = FlakyStore()
-    t = table(store=store)
-    await t.submit([act("ann", 1, 0)])
-    durable = (t.version, t.hash)
-    store.fail = True
-    outs = await t.submit([act("ann", 2, 1), act("bob", 1, 1, "draw")])
-    assert [o.code for o in outs if isinstance(o, Rejected)] == [reasons.STORE_UNAVAILABLE] * 2
-    assert (t.version, t.hash) == durable and t.hash == state_hash(t.state)
-    assert t.durable_version == 1
-    store.fail = False
-    outs = await t.submit([act("ann", 2, 1), act("bob", 1, 1, "draw")])  # same seqs: retried
-    assert all(o.ok and not o.duplicate for o in outs)
-    assert [e.version for e in store.entries] == [1, 2, 3]
-
-
 # ---------------------------------------------------------------- determinism
 
 

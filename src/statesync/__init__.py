@@ -20,6 +20,16 @@ conflict resolution, history and rollback::
 The building blocks work on their own: :func:`diff`, :func:`patch`, :func:`compose`,
 :func:`invert`, :class:`Delta` (with RFC 6902 import/export), :class:`Draft` (mutation
 tracking), :func:`state_hash` and the :class:`WireEncoder`/:class:`WireDecoder` pair.
+
+Tables are durable through a :class:`Store` (``statesync.store``: SQLite by default,
+PostgreSQL by URL, memory for tests); an action is acknowledged only once it is committed::
+
+    from statesync.store import open_store
+
+    store = await open_store("statesync.db")
+    table = await StateSynchronizer.create(TicTacToe(), store, "t1", players=["a", "b"])
+    ...  # later, or in another process after a crash:
+    table = await StateSynchronizer.load(store, "t1", TicTacToe())
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from statesync.diffing import diff
 from statesync.draft import Draft
 from statesync.errors import (
     ActionRejected,
+    FencedError,
     GameError,
     HashMismatchError,
     HistoryTruncatedError,
@@ -41,6 +52,10 @@ from statesync.errors import (
     PatchError,
     PathError,
     StateSyncError,
+    StoreCorruptError,
+    StoreError,
+    TableExistsError,
+    TableNotFoundError,
     TestFailedError,
     VersionError,
     WireError,
@@ -50,9 +65,11 @@ from statesync.hashing import IncrementalHash, state_hash
 from statesync.history import History, HistoryEntry
 from statesync.inversion import invert
 from statesync.ops import Add, Copy, Move, Remove, Replace, Set, Splice, Test
+from statesync.records import Checkpoint, LogRecord, TableMeta
+from statesync.replay import ReplayReport, replay
 from statesync.rng import Rng
 from statesync.snapshot import StateDelta, StateSnapshot
-from statesync.storage import Store
+from statesync.storage import RetentionPolicy, Store, StoredTable, TableInfo
 from statesync.synchronizer import StateSynchronizer
 from statesync.value import Value, check_value, strict_equal
 from statesync.views import FULL
@@ -66,10 +83,12 @@ __all__ = [
     "Accepted",
     "ActionRejected",
     "Add",
+    "Checkpoint",
     "Context",
     "Copy",
     "Delta",
     "Draft",
+    "FencedError",
     "Game",
     "GameError",
     "HashMismatchError",
@@ -79,6 +98,7 @@ __all__ = [
     "IncrementalHash",
     "InvalidValueError",
     "JsonPatchError",
+    "LogRecord",
     "Move",
     "Outcome",
     "PatchError",
@@ -87,6 +107,8 @@ __all__ = [
     "Rejected",
     "Remove",
     "Replace",
+    "ReplayReport",
+    "RetentionPolicy",
     "Rng",
     "Set",
     "Splice",
@@ -95,6 +117,13 @@ __all__ = [
     "StateSyncError",
     "StateSynchronizer",
     "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoredTable",
+    "TableExistsError",
+    "TableInfo",
+    "TableMeta",
+    "TableNotFoundError",
     "Test",
     "TestFailedError",
     "Value",
@@ -109,6 +138,7 @@ __all__ = [
     "invert",
     "patch",
     "reasons",
+    "replay",
     "squash",
     "state_hash",
     "strict_equal",

@@ -10,14 +10,16 @@ their ``seq`` order inside the batch, whatever order they arrived in.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import xxhash
+
+from statesync.actions import Accepted, PlayerAction
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from statesync.actions import Outcome, PlayerAction
+    from statesync.actions import Outcome
 
 
 def order_batch(actions: Iterable[PlayerAction], version: int) -> list[PlayerAction]:
@@ -96,3 +98,25 @@ class Dedupe:
 
     def clients(self) -> int:
         return len(self._seen)
+
+    def export(self) -> dict[str, Any]:
+        """The durable part of this memory: per client, the forgotten floor and the
+        ``[seq, version]`` of each remembered *accepted* action (refusals are not durable:
+        an action refused before a restart is judged again if it is retried after it)."""
+        out: dict[str, Any] = {}
+        for client in sorted(self._seen.keys() | self._floor.keys()):
+            accepted = [[seq, o.version] for seq, o in self._seen.get(client, {}).items() if o.ok]
+            out[client] = {"floor": self._floor.get(client, -1), "accepted": accepted}
+        return out
+
+    @classmethod
+    def restore(cls, data: dict[str, Any], window: int, owners: dict[str, str]) -> Dedupe:
+        """A memory holding what :meth:`export` wrote (``owners`` names each client's player)."""
+        d = cls(window)
+        for client, entry in data.items():
+            if entry["floor"] >= 0:
+                d._floor[client] = entry["floor"]
+            player = owners.get(client, "")
+            for seq, version in entry["accepted"]:
+                d.record(client, seq, Accepted(PlayerAction(player, client, seq, 0, ""), version))
+        return d

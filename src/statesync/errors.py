@@ -13,7 +13,12 @@ Every error statesync raises on purpose derives from :class:`StateSyncError`::
     ├── VersionError             a version is stale, from the future or outside the history
     │   └── HistoryTruncatedError   the history no longer reaches back to that version
     ├── ActionRejected           an action was refused; ``code`` says why
-    └── GameError                a game broke its contract (raised while applying rules)
+    ├── GameError                a game broke its contract (raised while applying rules)
+    └── StoreError               a store could not do what was asked
+        ├── TableNotFoundError   no table with that id
+        ├── TableExistsError     a table with that id already exists
+        ├── FencedError          another writer owns the table (version or epoch taken)
+        └── StoreCorruptError    stored bytes cannot be decoded
 
 Errors carry structured attributes (``code``, ``path``, ``expected_hash``...) so callers never
 parse messages. On the wire only the stable string ``code`` travels, never exception text.
@@ -143,3 +148,42 @@ class GameError(StateSyncError):
     value that is not a valid state). The action is not applied."""
 
     code = "game/error"
+
+
+class StoreError(StateSyncError):
+    """A store could not do what was asked; nothing was written."""
+
+    code = "store/error"
+
+
+class TableNotFoundError(StoreError):
+    """No table with that id exists in the store."""
+
+    code = "store/table_not_found"
+
+
+class TableExistsError(StoreError):
+    """A table with that id already exists in the store."""
+
+    code = "store/table_exists"
+
+
+class FencedError(StoreError):
+    """The write lost to another writer: the version already exists, or the table moved to
+    another epoch. The writer holding this table in memory is stale and must reload it."""
+
+    code = "store/fenced"
+
+    def __init__(
+        self, message: str, *, table_id: str = "", head: int | None = None, epoch: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.table_id = table_id
+        self.head = head
+        self.epoch = epoch
+
+
+class StoreCorruptError(StoreError):
+    """Stored bytes cannot be decoded (or were not written by this version of statesync)."""
+
+    code = "store/corrupt"

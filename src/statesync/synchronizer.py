@@ -38,14 +38,18 @@ from statesync.delta import EMPTY, Delta, apply_ops
 from statesync.draft import Draft
 from statesync.errors import (
     ActionRejected,
+    FencedError,
     HashMismatchError,
+    PatchError,
     StateSyncError,
+    StoreCorruptError,
     VersionError,
 )
 from statesync.game import Context, Game, view_of
 from statesync.hashing import IncrementalHash, state_hash
 from statesync.history import History, HistoryEntry
 from statesync.inversion import invert
+from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.rng import Rng
 from statesync.snapshot import StateDelta, StateSnapshot
 from statesync.value import Value, check_value, copy_value
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from statesync.actions import Outcome
-    from statesync.storage import Store
+    from statesync.storage import RetentionPolicy, Store, StoredTable
 
 SYSTEM_CLIENT = "$system"
 """``client_id`` of the actions the engine itself creates (join, leave, tick...)."""
@@ -89,6 +93,8 @@ class StateSynchronizer:
         history_versions: int = 1000,
         history_bytes: int = 4 << 20,
         dedupe_window: int = 1024,
+        checkpoint_every: int = 1000,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.game = game
         self.table_id = table_id
@@ -117,6 +123,22 @@ class StateSynchronizer:
         self._state: dict[str, Any] = check_value(copy_value(state))  # type: ignore[assignment]
         self._hasher = IncrementalHash(self._state)
         self.durable_version = 0
+        self._init_persistence(checkpoint_every, 0, retention)
+
+    def _init_persistence(
+        self, checkpoint_every: int, checkpoint_version: int, retention: RetentionPolicy | None
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be positive")
+        self.checkpoint_every = checkpoint_every
+        self.retention = retention
+        """When set, the store is compacted by this policy after every checkpoint."""
+        self._checkpoint_version = checkpoint_version
+        self._unsaved: list[LogRecord] = []
+        self._busy = False
+        self.fenced = False
+        """True once the store refused a write because another writer owns the table: this
+        object is stale, every submit is refused, and the owner must :meth:`load` again."""
 
     # ------------------------------------------------------------------ construction
 
@@ -172,7 +194,174 @@ class StateSynchronizer:
         self._state = copy_value(state)  # type: ignore[assignment]
         self._hasher = IncrementalHash(self._state)
         self.durable_version = snapshot.version
+        self._init_persistence(1000, snapshot.version, None)
         return self
+
+    @classmethod
+    async def create(
+        cls,
+        game: Game,
+        store: Store,
+        table_id: str,
+        *,
+        players: Sequence[str] = (),
+        config: Value = None,
+        seed: int = 0,
+        game_ref: str = "",
+        clock: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> StateSynchronizer:
+        """A new table, written to ``store`` at version 0 before it is returned.
+
+        ``game_ref`` (``"module:Class"``) is recorded so that operator tools can re-run the
+        log through the rules. Raises :class:`~statesync.errors.TableExistsError`.
+        """
+        self = cls(
+            game,
+            players=players,
+            config=config,
+            seed=seed,
+            table_id=table_id,
+            store=store,
+            clock=clock,
+            **options,
+        )
+        meta = TableMeta(
+            table_id, game_ref, seed, self.config, tuple(sorted(set(players))), self._now()
+        )
+        await store.create_table(meta, self.checkpoint())
+        return self
+
+    @classmethod
+    async def load(
+        cls,
+        store: Store,
+        table_id: str,
+        game: Game,
+        *,
+        clock: Callable[[], float] | None = None,
+        history_versions: int = 1000,
+        **options: Any,
+    ) -> StateSynchronizer:
+        """Recover a table from ``store``: its checkpoint, then every later version replayed
+        from the log, each checked against the hash stored with it.
+
+        Raises :class:`~statesync.errors.TableNotFoundError`, or
+        :class:`~statesync.errors.HashMismatchError` (with both hashes) if the rebuilt state
+        does not match the log.
+        """
+        stored = await store.load(table_id, retain=history_versions)
+        return cls.restore(
+            stored, game, store=store, clock=clock, history_versions=history_versions, **options
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        stored: StoredTable,
+        game: Game,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] | None = None,
+        history_versions: int = 1000,
+        history_bytes: int = 4 << 20,
+        dedupe_window: int = 1024,
+        checkpoint_every: int = 1000,
+        retention: RetentionPolicy | None = None,
+    ) -> StateSynchronizer:
+        """The table that :class:`~statesync.storage.StoredTable` describes (no I/O): the
+        inverse of what :meth:`submit` wrote. See :meth:`load`."""
+        meta, cp = stored.meta, stored.checkpoint
+        state: dict[str, Any] = check_value(cp.state)  # type: ignore[assignment]
+        hasher = IncrementalHash(state)
+        if hasher.hex != cp.hash:
+            raise HashMismatchError(
+                f"table {meta.table_id!r}: checkpoint of version {cp.version} hashes to "
+                f"{hasher.hex}, stored hash is {cp.hash}",
+                expected_hash=cp.hash,
+                actual_hash=hasher.hex,
+                version=cp.version,
+            )
+        head = stored.head
+        keep_from = max(cp.version, head - history_versions)
+        history = History(max_versions=history_versions, max_bytes=history_bytes, start=keep_from)
+        owners = dict(cp.owners)
+        dedupe = Dedupe.restore(cp.dedupe, dedupe_window, owners)
+        version = cp.version
+        for r in stored.records:
+            if r.version != version + 1:
+                raise StoreCorruptError(
+                    f"table {meta.table_id!r}: log jumps from version {version} to {r.version}"
+                )
+            keep = r.version > keep_from
+            try:
+                inverse = invert(r.delta, state) if keep else EMPTY
+                state = apply_ops(state, r.delta.ops, hasher=hasher)  # type: ignore[assignment]
+            except PatchError as e:
+                raise StoreCorruptError(
+                    f"table {meta.table_id!r}: the delta of version {r.version} does not apply: {e}"
+                ) from e
+            if hasher.hex != r.hash:
+                raise HashMismatchError(
+                    f"table {meta.table_id!r}: state after version {r.version} hashes to "
+                    f"{hasher.hex}, the log says {r.hash}",
+                    expected_hash=r.hash,
+                    actual_hash=hasher.hex,
+                    version=r.version,
+                )
+            if keep:
+                history.append(
+                    HistoryEntry(
+                        r.version, r.action, r.delta, inverse, r.hash, _size(r.delta, inverse)
+                    )
+                )
+            a = r.action
+            if a is not None and a.client_id != SYSTEM_CLIENT:
+                owners.setdefault(a.client_id, a.player_id)
+                dedupe.record(a.client_id, a.seq, Accepted(a, r.version))
+            version = r.version
+        self = cls.__new__(cls)
+        self.game = game
+        self.table_id = meta.table_id
+        self.seed = meta.seed
+        self.config = meta.config
+        self.store = store
+        self._clock = clock
+        self.epoch = stored.epoch
+        self._fork_version = stored.fork_version
+        self.version = version
+        self.history = history
+        self.dedupe = dedupe
+        self.stats = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        self._client_owner = owners
+        self._viewer = None
+        self._keep_history = True
+        self._players = None
+        self._state = state
+        self._hasher = hasher
+        self.durable_version = version
+        self._init_persistence(checkpoint_every, cp.version, retention)
+        return self
+
+    async def _compact(self, store: Store, policy: RetentionPolicy) -> None:
+        try:
+            self.stats["compacted"] = self.stats.get("compacted", 0) + await store.compact(
+                self.table_id, policy
+            )
+        except Exception:  # compaction is housekeeping: the actions are already durable
+            self.stats["compaction_failures"] = self.stats.get("compaction_failures", 0) + 1
+
+    def checkpoint(self) -> Checkpoint:
+        """The current full state and the engine's memory, as a store keeps it."""
+        return Checkpoint(
+            self.version,
+            self.epoch,
+            self.hash,
+            self._state,
+            self._now(),
+            self.dedupe.export(),
+            dict(self._client_owner),
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -356,19 +545,40 @@ class StateSynchronizer:
     async def submit(self, actions: Iterable[PlayerAction]) -> list[Outcome]:
         """Apply a batch of actions; returns one outcome per action, in the order given.
 
-        Outcomes are returned only once the accepted versions are in the store. If the store
-        raises, every action of the batch is refused with ``store/unavailable`` and the table
-        is back at its last durable version.
+        Outcomes are returned only once the accepted versions are in the store (with a
+        checkpoint every ``checkpoint_every`` versions). If the store raises, every action of
+        the batch is refused with ``store/unavailable`` and the table is back at its last
+        durable version. Calls on one table must not overlap: a table's owner submits one
+        batch at a time, batching whatever arrived while the previous one was committing.
         """
+        if self._busy:
+            raise RuntimeError("submit() calls on one table must not overlap")
         acts = list(actions)
+        if self.fenced:
+            return [
+                self._reject(a, reasons.STORE_UNAVAILABLE, "table is fenced: reload it")
+                for a in acts
+            ]
         start = self.version
-        outcomes = self.submit_nowait(acts)
-        if self.store is not None and self.version > start:
-            entries = self.history.since(start)
-            try:
-                await self.store.append(self.table_id, self.epoch, entries)
-            except Exception as e:
-                return self._abort_batch(acts, outcomes, start, e)
+        self._busy = True
+        try:
+            outcomes = self.submit_nowait(acts)
+            store = self.store
+            if store is not None and self._unsaved:
+                records, self._unsaved = self._unsaved, []
+                checkpoint = None
+                if self.version - self._checkpoint_version >= self.checkpoint_every:
+                    checkpoint = self.checkpoint()
+                try:
+                    await store.append(self.table_id, self.epoch, records, checkpoint)
+                except Exception as e:
+                    return self._abort_batch(acts, outcomes, start, e)
+                if checkpoint is not None:
+                    self._checkpoint_version = checkpoint.version
+                    if self.retention is not None:
+                        await self._compact(store, self.retention)
+        finally:
+            self._busy = False
         self.durable_version = self.version
         return outcomes
 
@@ -383,7 +593,7 @@ class StateSynchronizer:
             remembered = self.dedupe.lookup(a.client_id, a.seq)
             if remembered is not None and a.client_id != SYSTEM_CLIENT:
                 self.stats["duplicates"] += 1
-                results[i] = _as_duplicate(remembered)
+                results[i] = _as_duplicate(remembered, a)
             elif a.client_id != SYSTEM_CLIENT and self.dedupe.too_old(a.client_id, a.seq):
                 results[i] = self._reject(a, reasons.SEQ_TOO_OLD, "seq is below the dedupe window")
             else:
@@ -404,7 +614,7 @@ class StateSynchronizer:
             if a.client_id != SYSTEM_CLIENT:
                 self.dedupe.record(a.client_id, a.seq, outcome)
             for n, i in enumerate(by_identity.get((a.client_id, a.seq), [])):
-                results.setdefault(i, outcome if n == 0 else _as_duplicate(outcome))
+                results.setdefault(i, outcome if n == 0 else _as_duplicate(outcome, actions[i]))
         return [results[i] for i in range(len(actions))]
 
     def _submit_one(self, a: PlayerAction) -> Outcome:
@@ -414,7 +624,7 @@ class StateSynchronizer:
         remembered = self.dedupe.lookup(a.client_id, a.seq)
         if remembered is not None:
             self.stats["duplicates"] += 1
-            return _as_duplicate(remembered)
+            return _as_duplicate(remembered, a)
         if self.dedupe.too_old(a.client_id, a.seq):
             return self._reject(a, reasons.SEQ_TOO_OLD, "seq is below the dedupe window")
         outcome = self._apply_one(a)
@@ -424,6 +634,8 @@ class StateSynchronizer:
     def _abort_batch(
         self, acts: list[PlayerAction], outcomes: list[Outcome], start: int, error: Exception
     ) -> list[Outcome]:
+        self._unsaved = []
+        self.fenced = self.fenced or isinstance(error, FencedError)
         self._rewind(start)
         for a, o in zip(acts, outcomes, strict=True):
             if not o.duplicate:
@@ -522,6 +734,8 @@ class StateSynchronizer:
         inverse = draft.inverse()
         entry = HistoryEntry(version, a, delta, inverse, hasher.hex, _size(delta, inverse))
         self.history.append(entry)
+        if self.store is not None:
+            self._unsaved.append(LogRecord(version, self.epoch, a, delta, entry.hash, self._now()))
         self._state = new_state  # type: ignore[assignment]
         self._hasher = hasher
         self.version = version
@@ -574,15 +788,34 @@ class StateSynchronizer:
         older than the retained history, :class:`~statesync.errors.VersionError` if it is in
         the future.
         """
+        if self._busy:
+            raise RuntimeError("rollback() while a submit() is in progress")
         self.history.since(to_version)  # validates the range
+        store = self.store
+        if store is not None:
+            # Durable first: the store moves to the new epoch, or nothing changes.
+            state = self.state_at(to_version)
+            dedupe = Dedupe.restore(self.dedupe.export(), self.dedupe.window, self._client_owner)
+            for e in self.history.since(to_version):
+                if e.action is not None and e.action.client_id != SYSTEM_CLIENT:
+                    dedupe.forget(e.action.client_id, e.action.seq)
+            checkpoint = Checkpoint(
+                to_version,
+                self.epoch + 1,
+                state_hash(state),
+                state,
+                self._now(),
+                dedupe.export(),
+                dict(self._client_owner),
+            )
+            await store.reset(self.table_id, self.epoch, checkpoint)
+            self._checkpoint_version = to_version
         for e in self._rewind(to_version):
             if e.action is not None and e.action.client_id != SYSTEM_CLIENT:
                 self.dedupe.forget(e.action.client_id, e.action.seq)
         self.epoch += 1
         self._fork_version = to_version
         self.durable_version = min(self.durable_version, to_version)
-        if self.store is not None:
-            await self.store.save_snapshot(self.table_id, self.snapshot())
 
     def _rewind(self, to_version: int) -> list[HistoryEntry]:
         dropped = self.history.truncate_after(to_version)
@@ -595,10 +828,11 @@ class StateSynchronizer:
         return dropped
 
 
-def _as_duplicate(o: Outcome) -> Outcome:
+def _as_duplicate(o: Outcome, action: PlayerAction) -> Outcome:
+    """The remembered outcome ``o``, as the answer to a repeat delivery ``action``."""
     if isinstance(o, Accepted):
-        return Accepted(o.action, o.version, duplicate=True)
-    return Rejected(o.action, o.code, o.message, o.version, duplicate=True, detail=o.detail)
+        return Accepted(action, o.version, duplicate=True)
+    return Rejected(action, o.code, o.message, o.version, duplicate=True, detail=o.detail)
 
 
 def _ops_value(delta: Delta) -> list[Value]:

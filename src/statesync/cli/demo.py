@@ -1,21 +1,22 @@
-"""The ``statesync`` command line.
+"""``statesync demo``: the hold'em example, played by scripted bots.
 
-    statesync demo [--hands N] [--players N] [--seed S]
+    statesync demo [--hands N] [--players N] [--seed S] [--db PATH_OR_URL]
 
 ``demo`` plays the hold'em example with scripted bots through a :class:`StateSynchronizer`:
 every player keeps a replica of their own view, follows it with per-player deltas through a
 wire encoder/decoder pair, checks the hash after every update, and now and then drops out and
-catches up again from its last version. It ends with a summary (versions, actions per second,
-bytes per update, catch-ups, desyncs — which must be 0).
+catches up again from its last version. The table lives in a durable store (the SQLite file
+``statesync.db`` by default): every action is acknowledged only after it is committed, and the
+operator commands (``statesync tables``, ``history``, ``show``, ``diff``, ``replay``) can
+inspect it afterwards. It ends with a summary (versions, actions per second, bytes per update,
+catch-ups, desyncs — which must be 0).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from statesync.actions import PlayerAction
 from statesync.errors import HashMismatchError
@@ -26,7 +27,7 @@ from statesync.synchronizer import StateSynchronizer
 from statesync.wire import WireDecoder, WireEncoder
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from statesync.storage import Store
 
 
 class _Replica:
@@ -62,10 +63,30 @@ class _Replica:
         await self.sync.apply_delta(received)
 
 
-async def run_demo(players: int, hands: int, seed: int, out: object = sys.stdout) -> dict[str, int]:
-    """Play ``hands`` hands of hold'em with ``players`` bots; returns the summary counters."""
+async def run_demo(
+    players: int,
+    hands: int,
+    seed: int,
+    store: Store,
+    where: str = "memory",
+    out: TextIO | None = None,
+) -> dict[str, int]:
+    """Play ``hands`` hands of hold'em with ``players`` bots at a new table in ``store``;
+    returns the summary counters."""
+    out = sys.stdout if out is None else out
     names = [f"bot{i}" for i in range(players)]
-    table = StateSynchronizer(Holdem(), players=names, seed=seed, table_id="demo")
+    taken = {t.table_id for t in await store.tables()}
+    table_id = next(f"demo-{n}" for n in range(1, len(taken) + 2) if f"demo-{n}" not in taken)
+    table = await StateSynchronizer.create(
+        Holdem(),
+        store,
+        table_id,
+        players=names,
+        seed=seed,
+        game_ref="statesync.games.holdem:Holdem",
+        clock=time.time,
+    )
+    print(f"table {table_id} in {where}", file=out)
     replicas = {p: _Replica(p, table.snapshot(p)) for p in names}
     rng = Rng.derive(seed, "demo")
     counts = {"actions": 0, "rejected": 0, "catchups": 0, "desyncs": 0, "snapshots": 0}
@@ -113,8 +134,8 @@ async def run_demo(players: int, hands: int, seed: int, out: object = sys.stdout
     _progress(table, counts, elapsed, replicas, out)
     total_bytes = sum(r.bytes for r in replicas.values())
     updates = sum(r.updates for r in replicas.values())
-    print(file=out)  # type: ignore[call-overload]
-    print(  # type: ignore[call-overload]
+    print(file=out)
+    print(
         f"done: {table.version} versions, {counts['actions']} actions "
         f"({counts['actions'] / elapsed:,.0f}/s), {updates} player updates, "
         f"{total_bytes / max(updates, 1):.1f} bytes/update on the wire, "
@@ -123,6 +144,10 @@ async def run_demo(players: int, hands: int, seed: int, out: object = sys.stdout
         file=out,
     )
     counts["versions"] = table.version
+    print(
+        f"inspect it with: statesync history {table.table_id}; statesync replay {table.table_id}",
+        file=out,
+    )
     return counts
 
 
@@ -141,7 +166,7 @@ def _progress(
     counts: dict[str, int],
     elapsed: float,
     replicas: dict[str, _Replica],
-    out: object,
+    out: TextIO,
 ) -> None:
     total = sum(r.bytes for r in replicas.values())
     line = (
@@ -149,25 +174,4 @@ def _progress(
         f"{counts['actions'] / max(elapsed, 1e-9):>8,.0f} actions/s  {total:>9,} bytes  "
         f"catch-ups {counts['catchups']:>4}  desyncs {counts['desyncs']}"
     )
-    print(line, end="", file=out, flush=True)  # type: ignore[call-overload]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``statesync`` command."""
-    parser = argparse.ArgumentParser(prog="statesync", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="play hold'em with scripted bots through the engine")
-    demo.add_argument("--players", type=int, default=6, help="bots at the table (2-9)")
-    demo.add_argument("--hands", type=int, default=200, help="hands to play")
-    demo.add_argument("--seed", type=int, default=1, help="table seed")
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        if not 2 <= args.players <= 9:
-            parser.error("--players must be between 2 and 9")
-        counts = asyncio.run(run_demo(args.players, args.hands, args.seed))
-        return 1 if counts["desyncs"] else 0
-    return 2  # pragma: no cover - argparse rejects unknown commands
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    print(line, end="", file=out, flush=True)

@@ -1,0 +1,50 @@
+"""Row helpers shared by the SQL stores (:mod:`~statesync.store.sqlite`,
+:mod:`~statesync.store.postgres`): both keep the same columns for a log record."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from statesync.records import LogRecord, decode_action, decode_delta
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+LOG_COLUMNS = "version, epoch, action, delta, hash, ts"
+"""The log columns :func:`to_record` reads, in order."""
+
+
+def log_row(table_id: str, r: LogRecord) -> tuple[Any, ...]:
+    """The column values of one log record: ``table_id, version, epoch, player_id,
+    client_id, seq, type, action, delta, hash, ts``. Raises :class:`ValueError` for a record
+    that cannot be stored (a non-native op)."""
+    a = r.action
+    return (
+        table_id,
+        r.version,
+        r.epoch,
+        a.player_id if a else None,
+        a.client_id if a else None,
+        a.seq if a else None,
+        a.type if a else None,
+        r.encode_action(),
+        r.encode_delta(),
+        r.hash,
+        r.timestamp,
+    )
+
+
+def to_record(row: Sequence[Any]) -> LogRecord:
+    """A log record from ``version, epoch, action, delta, hash, ts`` columns."""
+    version, epoch, action, delta, hash_, ts = row
+    return LogRecord(
+        version, epoch, decode_action(bytes(action)), decode_delta(bytes(delta)), hash_, ts
+    )
+
+
+def check_consecutive(table_id: str, records: Sequence[LogRecord]) -> None:
+    """Raise :class:`ValueError` unless the records' versions are consecutive."""
+    for a, b in pairwise(records):
+        if b.version != a.version + 1:
+            raise ValueError(f"table {table_id!r}: records jump from {a.version} to {b.version}")
