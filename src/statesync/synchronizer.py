@@ -53,7 +53,7 @@ from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.rng import Rng
 from statesync.snapshot import StateDelta, StateSnapshot
 from statesync.value import Value, check_value, copy_value
-from statesync.views import FULL, Viewer, filter_delta, view_hash
+from statesync.views import FULL, Viewer, filter_delta, public_hash_part, view_hash
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -136,6 +136,7 @@ class StateSynchronizer:
         self._checkpoint_version = checkpoint_version
         self._unsaved: list[LogRecord] = []
         self._busy = False
+        self._public_part: tuple[dict[str, Any], int] | None = None
         self.fenced = False
         """True once the store refused a write because another writer owns the table: this
         object is stale, every submit is refused, and the owner must :meth:`load` again."""
@@ -391,8 +392,15 @@ class StateSynchronizer:
         return view_of(self._state, player_id)  # type: ignore[arg-type]
 
     def view_hash(self, player_id: Viewer = FULL) -> str:
-        """The hash of ``player_id``'s view, in constant time."""
-        return view_hash(self._hasher, self._state, player_id)
+        """The hash of ``player_id``'s view, in constant time (the viewer-independent part
+        is computed once per state and shared by every viewer)."""
+        if player_id is FULL:
+            return self._hasher.hex
+        state = self._state
+        cached = self._public_part
+        if cached is None or cached[0] is not state:
+            cached = self._public_part = (state, public_hash_part(self._hasher, state))
+        return view_hash(self._hasher, state, player_id, cached[1])
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else 0.0
@@ -847,18 +855,19 @@ def _ops_value(delta: Delta) -> list[Value]:
 
 
 def _size(delta: Delta, inverse: Delta) -> int:
-    """Approximate bytes a history entry holds: encoded values plus 8 bytes per path item."""
+    """Approximate bytes a history entry holds: the encoded values (one encoder call for
+    all of them) plus 8 bytes per path item and 4 per op."""
+    values: list[Value] = []
     total = 0
-    encode = _sizer.encode
     for op in (*delta.ops, *inverse.ops):
         total += 8 * len(op.path) + 4
         value = getattr(op, "value", None)
         if value is not None:
-            total += len(encode(value))
+            values.append(value)
         insert = getattr(op, "insert", None)
         if insert:
-            total += len(encode(insert))
-    return total
+            values.append(insert)
+    return total + len(_sizer.encode(values))
 
 
 _sizer = msgspec.msgpack.Encoder()

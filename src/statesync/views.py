@@ -70,18 +70,30 @@ def filter_op(op: Op, viewer: str | None) -> Op | None:
     return None
 
 
-def view_hash(hasher: IncrementalHash, state: dict[str, Any], viewer: Viewer) -> str:
+_K_GAME, _K_SEATS, _K_PLAYERS = key_weight("game"), key_weight("seats"), key_weight("players")
+
+
+def public_hash_part(hasher: IncrementalHash, state: dict[str, Any]) -> int:
+    """The part of every view's hash that does not depend on the viewer (game and seats);
+    :func:`view_hash` with ``public=`` reuses it across the viewers of one version."""
+    return (
+        T_DICT
+        + _K_GAME * hasher.subtree(state, ("game",))
+        + _K_SEATS * hasher.subtree(state, ("seats",))
+    )
+
+
+def view_hash(
+    hasher: IncrementalHash, state: dict[str, Any], viewer: Viewer, public: int | None = None
+) -> str:
     """The hash of ``viewer``'s view of ``state``, from cached section hashes."""
     if viewer is FULL:
         return hasher.hex
-    acc = T_DICT
-    acc += key_weight("game") * hasher.subtree(state, ("game",))
-    acc += key_weight("seats") * hasher.subtree(state, ("seats",))
+    acc = public_hash_part(hasher, state) if public is None else public
     players = T_DICT
     if viewer is not None and viewer in state["players"]:
         players += key_weight(viewer) * hasher.subtree(state, ("players", viewer))  # type: ignore[arg-type]
-    acc += key_weight("players") * players
-    return format_hash(acc % P)
+    return format_hash((acc + _K_PLAYERS * players) % P)
 
 
-__all__ = ["FULL", "Viewer", "filter_delta", "filter_op", "view_hash"]
+__all__ = ["FULL", "Viewer", "filter_delta", "filter_op", "public_hash_part", "view_hash"]
