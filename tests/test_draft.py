@@ -242,9 +242,12 @@ class Run:
                 targets = range(*s.indices(n))
                 pairs = [self.value() for _ in targets]
                 p[s] = [dv[0] for dv in pairs]
-                for i, (_, v) in zip(targets, pairs, strict=True):
-                    if not strict_equal(m[i], v):
-                        m[i] = v
+                if targets.step == 1:  # a plain slice: the elements are replaced (a splice)
+                    m[s] = [v for _, v in pairs]
+                else:  # an extended slice: element by element, equal writes skipped
+                    for i, (_, v) in zip(targets, pairs, strict=True):
+                        if not strict_equal(m[i], v):
+                            m[i] = v
         elif cmd == "extend":
             ds, vs = self.values_list()
             p.extend(ds)
