@@ -6,7 +6,8 @@ Prints the wire-bytes table on the four standard workloads (against full JSON, f
 through one deflate stream, and the information floor), actions per second through
 StateSynchronizer on a 9-player hold'em table, the cost per action on a 64x64 versus a
 256x256 board, and the durable stores (acknowledged actions/s, recovery of a 100,000-version
-table, a SIGKILL crash campaign). Results and the machine they came from are recorded in docs/benchmarks.md.
+table, a SIGKILL crash campaign). Results and the machine they came from are recorded in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations

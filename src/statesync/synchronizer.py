@@ -447,6 +447,10 @@ class StateSynchronizer:
         )
 
     async def apply_delta(self, delta: StateDelta) -> None:
+        """Apply a delta from the authority to this replica (see :meth:`apply`)."""
+        self.apply(delta)
+
+    def apply(self, delta: StateDelta) -> None:
         """Apply a delta from the authority to this replica.
 
         Raises :class:`~statesync.errors.VersionError` if ``delta.base_version`` is not this

@@ -1,0 +1,324 @@
+"""The server end of one connection, as a state machine: bytes in, events and bytes out.
+
+States: ``HANDSHAKE`` (waiting for :class:`~statesync.protocol.messages.Hello`) -> ``OPEN``
+-> ``CLOSED``. The connection layer feeds every received binary message to
+:meth:`ServerSession.receive`, acts on the returned events, calls :meth:`welcome`,
+:meth:`snapshot`, :meth:`update` and :meth:`result` as the table answers, and sends what
+:meth:`data_to_send` returns. :meth:`tick` enforces the handshake and idle timeouts and asks
+for heartbeats. Nothing here does I/O or reads a clock: ``now`` is passed in.
+
+Identity comes from the token alone (``verify``): the player id of every action is the
+token's, and the client id is fixed at the handshake, so a message body cannot forge either.
+Bad input never changes table state: a malformed, unknown or oversized message is answered
+with an :class:`~statesync.protocol.messages.Error` (and counted in :attr:`bad_messages`);
+the session closes only after too many of them, or for a fatal handshake problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from statesync.actions import Accepted, PlayerAction
+from statesync.errors import StateSyncError, WireError
+from statesync.protocol import codes
+from statesync.protocol.limits import Limits, TokenBucket
+from statesync.protocol.messages import (
+    SUPPORTED_VERSIONS,
+    Act,
+    Bye,
+    Error,
+    Hello,
+    Ping,
+    Pong,
+    ProtocolError,
+    Result,
+    Resync,
+    Snapshot,
+    Update,
+    Welcome,
+    decode_client,
+    encode,
+)
+from statesync.snapshot import StateSnapshot
+from statesync.wire import WireEncoder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from statesync.actions import Outcome
+    from statesync.snapshot import StateDelta
+
+HANDSHAKE: Final = "handshake"
+OPEN: Final = "open"
+CLOSED: Final = "closed"
+MAX_BAD_MESSAGES: Final = 20
+"""Bad messages tolerated on one connection before it is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on the other end, from the token: ``player`` ``None`` is a spectator."""
+
+    table: str
+    player: str | None
+    client_id: str
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """The handshake succeeded: attach the client to ``identity.table``; it holds
+    ``version`` (-1: nothing) of ``epoch`` with view hash ``hash`` (hex, or "")."""
+
+    identity: Identity
+    version: int
+    epoch: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReceived:
+    """Submit ``action`` to the table (identity already filled in from the token)."""
+
+    action: PlayerAction
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncRequested:
+    """The client needs a snapshot (its hash check failed at ``version``)."""
+
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """Send what is queued, then close the connection. ``leave``: the player gave up the
+    seat (:class:`~statesync.protocol.messages.Bye` with ``leave``)."""
+
+    code: str
+    reason: str = ""
+    leave: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatDue:
+    """Nothing was sent for ``heartbeat_interval``: the connection layer pings (WebSocket
+    ping frames) to keep the connection and detect dead peers."""
+
+
+Event = Opened | ActionReceived | ResyncRequested | Closing | HeartbeatDue
+
+
+class ServerSession:
+    """One connection's protocol state on the server.
+
+    ``verify(token, now)`` returns the token's ``(table, player)`` or raises a
+    :class:`~statesync.errors.StateSyncError` (its ``code`` is sent to the client).
+
+    >>> s = ServerSession(lambda token, now: ("t1", "ann"), now=0.0)
+    >>> [type(e).__name__ for e in s.receive(encode(Hello([1], "tok", "ann-1")), now=0.1)]
+    ['Opened']
+    """
+
+    def __init__(
+        self,
+        verify: Callable[[str, float], tuple[str, str | None]],
+        *,
+        limits: Limits | None = None,
+        now: float,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.state: str = HANDSHAKE
+        self.identity: Identity | None = None
+        self.bad_messages = 0
+        self.bytes_sent = 0
+        self._verify = verify
+        self._opened_at = now
+        self._last_received = now
+        self._last_sent = now
+        self._bucket = TokenBucket(self.limits.actions_per_second, self.limits.action_burst)
+        self._out: list[bytes] = []
+        self._encoder = WireEncoder(max_message_size=self.limits.max_message_bytes * 16)
+        self._version = -1
+        self._epoch = 0
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """Handle one received message; returns what the connection layer must do."""
+        if self.state == CLOSED:
+            return []
+        self._last_received = now
+        if len(data) > self.limits.max_message_bytes:
+            return self._bad(codes.TOO_LARGE, f"message of {len(data)} bytes is too large")
+        try:
+            message = decode_client(data)
+        except ProtocolError as e:
+            return self._bad(e.code, str(e))
+        if self.state == HANDSHAKE:
+            if not isinstance(message, Hello):
+                return self._fatal(codes.HANDSHAKE_REQUIRED, "the first message must be Hello")
+            return self._hello(message, now)
+        if isinstance(message, Act):
+            return self._act(message, now)
+        if isinstance(message, Resync):
+            return [ResyncRequested(message.version)]
+        if isinstance(message, Ping):
+            self._send(Pong(message.nonce), now)
+            return []
+        if isinstance(message, Bye):
+            self.state = CLOSED
+            return [Closing(codes.BYE, "client said goodbye", leave=message.leave)]
+        return self._bad(codes.UNEXPECTED, f"{type(message).__name__} is only sent once")
+
+    def _hello(self, m: Hello, now: float) -> list[Event]:
+        common = sorted(set(m.versions) & set(SUPPORTED_VERSIONS))
+        if not common:
+            return self._fatal(
+                codes.UNSUPPORTED_VERSION,
+                f"server speaks protocol versions {list(SUPPORTED_VERSIONS)}, not {m.versions}",
+            )
+        if not m.client_id or len(m.client_id) > 128 or m.client_id.startswith("$"):
+            return self._fatal(codes.BAD_CLIENT_ID, "client_id must be 1-128 chars, not '$...'")
+        try:
+            table, player = self._verify(m.token, now)
+        except StateSyncError as e:
+            return self._fatal(e.code, str(e))
+        if len(m.hash) not in (0, 16):
+            return self._fatal(codes.MALFORMED, "hash must be 16 bytes or empty")
+        self.identity = Identity(table, player, m.client_id)
+        self.state = OPEN
+        self._version, self._epoch = m.version, m.epoch
+        return [Opened(self.identity, m.version, m.epoch, m.hash.hex())]
+
+    def _act(self, m: Act, now: float) -> list[Event]:
+        identity = self.identity
+        assert identity is not None
+        if identity.player is None:
+            self._send(
+                Result(m.seq, False, self._version, codes.SPECTATOR, "spectators cannot act"), now
+            )
+            return []
+        if m.seq < 1:
+            return self._bad(codes.MALFORMED, "seq starts at 1")
+        if not self._bucket.allow(now):
+            self._send(Result(m.seq, False, self._version, codes.RATE_LIMITED, "slow down"), now)
+            return []
+        action = PlayerAction(
+            identity.player, identity.client_id, m.seq, m.base_version, m.type, m.payload
+        )
+        return [ActionReceived(action)]
+
+    def _bad(self, code: str, message: str) -> list[Event]:
+        self.bad_messages += 1
+        if self.state == HANDSHAKE:
+            return self._fatal(code, message)
+        if self.bad_messages > MAX_BAD_MESSAGES:
+            return self._fatal(codes.TOO_MANY_ERRORS, "too many bad messages")
+        self._send(Error(code, message), self._last_received)
+        return []
+
+    def _fatal(self, code: str, message: str) -> list[Event]:
+        self._send(Error(code, message, fatal=True), self._last_received)
+        self.state = CLOSED
+        return [Closing(code, message)]
+
+    def tick(self, now: float) -> list[Event]:
+        """Timeouts and heartbeats; call it every second or so."""
+        if self.state == CLOSED:
+            return []
+        if self.state == HANDSHAKE and now - self._opened_at > self.limits.handshake_timeout:
+            return self._fatal(codes.HANDSHAKE_TIMEOUT, "no Hello in time")
+        if now - self._last_received > self.limits.idle_timeout:
+            return self._fatal(codes.IDLE_TIMEOUT, "nothing received in time")
+        if now - self._last_sent >= self.limits.heartbeat_interval:
+            self._last_sent = now
+            return [HeartbeatDue()]
+        return []
+
+    def close(self, code: str, reason: str = "", *, now: float) -> None:
+        """Close from the server's side (shutdown, table gone), telling the client why."""
+        if self.state != CLOSED:
+            self._send(Error(code, reason, fatal=True), now)
+            self.state = CLOSED
+
+    # ------------------------------------------------------------------ output
+
+    @property
+    def version(self) -> int:
+        """The version of the view the client holds (after what was sent)."""
+        return self._version
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def welcome(self, next_seq: int, *, now: float) -> None:
+        """Answer the handshake (after :class:`Opened` was accepted by the table)."""
+        identity = self.identity
+        assert identity is not None
+        self._send(
+            Welcome(
+                SUPPORTED_VERSIONS[-1],
+                identity.table,
+                identity.player,
+                identity.client_id,
+                next_seq,
+            ),
+            now,
+        )
+
+    def snapshot(self, snap: StateSnapshot, *, now: float) -> None:
+        """Send the client's whole view; resets the connection's delta encoder."""
+        self._encoder.reset()
+        self._version, self._epoch = snap.version, snap.epoch
+        self._send(
+            Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()), now
+        )
+
+    def update(self, update: StateDelta | StateSnapshot, *, now: float) -> None:
+        """Send a delta (encoded with this connection's encoder) or a snapshot."""
+        if isinstance(update, StateSnapshot):
+            self.snapshot(update, now=now)
+            return
+        if update.version == self._version and update.epoch == self._epoch:
+            return
+        try:
+            data = self._encoder.encode(update.delta)
+        except WireError:  # too large for a delta message: the caller sends a snapshot
+            raise
+        self._version, self._epoch = update.version, update.epoch
+        self._send(
+            Update(
+                update.base_version, update.version, update.epoch, bytes.fromhex(update.hash), data
+            ),
+            now,
+        )
+
+    def result(self, seq: int, outcome: Outcome, *, now: float) -> None:
+        """Answer the action with ``seq``."""
+        if isinstance(outcome, Accepted):
+            message = Result(seq, True, outcome.version, duplicate=outcome.duplicate)
+        else:
+            message = Result(
+                seq, False, outcome.version, outcome.code, outcome.message, outcome.duplicate
+            )
+        self._send(message, now)
+
+    def error(self, code: str, message: str = "", *, now: float) -> None:
+        """Send a non-fatal error."""
+        self._send(Error(code, message), now)
+
+    def data_to_send(self) -> list[bytes]:
+        """The messages queued for the client, in order (each one WebSocket message)."""
+        out, self._out = self._out, []
+        return out
+
+    def _send(self, message: Any, now: float) -> None:
+        data = encode(message)
+        self.bytes_sent += len(data)
+        self._last_sent = now
+        self._out.append(data)
