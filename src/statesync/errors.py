@@ -14,11 +14,12 @@ Every error statesync raises on purpose derives from :class:`StateSyncError`::
     │   └── HistoryTruncatedError   the history no longer reaches back to that version
     ├── ActionRejected           an action was refused; ``code`` says why
     ├── GameError                a game broke its contract (raised while applying rules)
-    └── StoreError               a store could not do what was asked
-        ├── TableNotFoundError   no table with that id
-        ├── TableExistsError     a table with that id already exists
-        ├── FencedError          another writer owns the table (version or epoch taken)
-        └── StoreCorruptError    stored bytes cannot be decoded
+    ├── StoreError               a store could not do what was asked
+    │   ├── TableNotFoundError   no table with that id
+    │   ├── TableExistsError     a table with that id already exists
+    │   ├── FencedError          another writer owns the table (version or epoch taken)
+    │   └── StoreCorruptError    stored bytes cannot be decoded
+    └── AuthError                a token is malformed, forged, expired or for another table
 
 Errors carry structured attributes (``code``, ``path``, ``expected_hash``...) so callers never
 parse messages. On the wire only the stable string ``code`` travels, never exception text.
@@ -187,3 +188,11 @@ class StoreCorruptError(StoreError):
     """Stored bytes cannot be decoded (or were not written by this version of statesync)."""
 
     code = "store/corrupt"
+
+
+class AuthError(StateSyncError):
+    """A token was refused. ``code`` says why: ``auth/malformed`` (not a token at all),
+    ``auth/bad_signature`` (not signed with this server's secret, or altered),
+    ``auth/expired`` or ``auth/wrong_table`` (valid, but for another table)."""
+
+    code = "auth/malformed"

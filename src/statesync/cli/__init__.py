@@ -2,22 +2,30 @@
 
     statesync demo [--hands N] [--players N] [--seed S] [--db PATH_OR_URL]
     statesync tables | history | show | diff | replay | compact ... [--db PATH_OR_URL]
+    statesync token --table T [--player P | --spectator] [--ttl SECONDS] [--client ID]
 
 Every command that reads or writes tables takes ``--db``: a SQLite file path (default
 ``statesync.db``) or a ``postgresql://`` URL. Errors are printed as one line with their
 stable code, and the exit status is 1 (2 for usage errors).
+
+``token`` prints a token signed with the secret of :func:`statesync.server.auth.load_secret`
+(``STATESYNC_SECRET``, ``STATESYNC_SECRET_FILE`` or ``./.statesync-secret``): the server
+accepts it only if it loads the same secret.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from statesync.cli import ops
 from statesync.cli.demo import run_demo
 from statesync.errors import StateSyncError
+from statesync.server.auth import TokenSigner, load_secret
 from statesync.storage import RetentionPolicy
 from statesync.store import DEFAULT_DB, open_store
 
@@ -72,7 +80,31 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("table")
     comp.add_argument("--keep-checkpoints", type=int, default=2)
     comp.add_argument("--keep-versions", type=int, default=1000)
+
+    about = "print a signed token that lets a player (or a spectator) join a table"
+    tok = sub.add_parser("token", help=about, description=about)
+    tok.add_argument("--table", required=True, help="the table the token admits to")
+    who = tok.add_mutually_exclusive_group()
+    who.add_argument("--player", help="the player id (default: a spectator)")
+    who.add_argument("--spectator", action="store_true", help="watch only (the default)")
+    tok.add_argument("--ttl", type=float, default=86400.0, help="seconds valid (86400)")
+    tok.add_argument("--client", help="pin the token to this client id")
     return parser
+
+
+def _token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not args.ttl > 0 or args.ttl == float("inf"):
+        parser.error("--ttl must be a positive number of seconds")
+    for flag in ("table", "player", "client"):
+        if getattr(args, flag) == "":
+            parser.error(f"--{flag} must not be empty")
+    try:
+        signer = TokenSigner(load_secret(os.environ))
+    except (OSError, ValueError) as e:
+        print(f"statesync token: {e}", file=sys.stderr)
+        return 1
+    print(signer.issue(args.table, args.player, ttl=args.ttl, now=time.time(), client=args.client))
+    return 0
 
 
 async def _with_store(target: str, run: Callable[[Store], Awaitable[int]]) -> int:
@@ -87,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``statesync`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "token":  # needs no store
+        return _token(args, parser)
     job: Callable[[Store], Awaitable[Any]]
     if args.command == "demo":
         if not 2 <= args.players <= 9:

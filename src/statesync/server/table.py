@@ -1,0 +1,559 @@
+"""``TableActor``: the single writer in front of one table (the Durable Object equivalent).
+
+Theory of operation
+-------------------
+A :class:`~statesync.synchronizer.StateSynchronizer` must never run two ``submit`` calls at
+once, and an action may be answered only once it is durable. The actor owns the synchronizer
+and is the only code that touches it: everything that changes the table goes through one
+:class:`asyncio.Queue` and one task, the *loop*::
+
+    act() / join() / leave() / set_connected() / rollback()      subscribe() / resume() / resync()
+            │ (job + future)                                            │ (wake-up job)
+            ▼                                                           ▼
+      ┌──────────────────────────── queue ────────────────────────────────┐
+      └───────────────────────────────┬───────────────────────────────────┘
+                                      ▼
+      loop: take everything waiting (up to max_batch)
+            → one ``await sync.submit(batch)``       (group commit: one store append)
+            → resolve each job's future with its outcome (only now: the batch is durable)
+            → fenced / submit raised?  reload the table from the store
+            → flush: bring every subscriber up to date (now, or on the next tick)
+
+**Flushing.** Subscribers are grouped by ``(viewer, version, epoch)`` and
+:meth:`~statesync.synchronizer.StateSynchronizer.sync` is called once per group, so a thousand
+spectators at the same version cost one squashed delta, and the very same update object is
+handed to each of their ``send`` callbacks (the connection layer may encode it once). A
+subscriber always gets its *own* view (a player id, or ``None`` for a spectator, never the
+full state): hidden information stays on the server. Subscribers already at the table's
+version and epoch are skipped.
+
+**Back-pressure.** ``send`` never blocks; it returns False when the connection's outbox is
+full. The subscriber is then *lagging*: it keeps its last delivered version and gets nothing
+until the connection layer calls :meth:`Subscription.resume`, after which one flush sends it a
+single update squashed from that version (or a snapshot, as ``sync`` decides). A slow reader
+costs nothing while it lags, and never receives a gap.
+
+**Timing.** With ``tick_rate=None`` (turn-based) the actor flushes right after every batch.
+With a ``tick_rate``, actions are still committed and answered as they arrive, but updates are
+coalesced and flushed once per tick, measured with the ``clock`` given (ticks missed while the
+loop was busy are skipped, not replayed in a burst, and counted). When the game itself is
+real-time (``game.tick_rate > 0``), each tick also submits the system action ``$tick`` in
+that tick's batch.
+
+**Failures.** A store failure comes back from ``submit`` as ``store/unavailable`` outcomes and
+the actor carries on. If the synchronizer is *fenced* (another process wrote the table), or if
+an exception escapes ``submit`` (its memory can no longer be trusted), the batch is refused
+with ``store/unavailable`` and the table is reloaded from the store, the source of truth;
+until a reload succeeds, actions are refused and nothing is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from statesync import reasons
+from statesync.actions import PlayerAction, Rejected
+from statesync.errors import TableExistsError, TableNotFoundError
+from statesync.synchronizer import (
+    CONNECT,
+    DISCONNECT,
+    JOIN,
+    LEAVE,
+    SYSTEM_CLIENT,
+    TICK,
+    StateSynchronizer,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from statesync.actions import Outcome
+    from statesync.game import Game
+    from statesync.snapshot import StateDelta, StateSnapshot
+    from statesync.storage import Store
+    from statesync.value import Value
+
+__all__ = ["Subscription", "TableActor"]
+
+_ACT, _ROLLBACK, _WAKE, _STOP = "act", "rollback", "wake", "stop"
+_SYSTEM = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT})
+
+
+@dataclass(slots=True)
+class _Job:
+    """One entry of the actor's queue: ``kind`` is ``"act"``, a ``$`` system type,
+    ``"rollback"``, ``"wake"`` (flush soon) or ``"stop"``."""
+
+    kind: str
+    action: PlayerAction | None = None
+    player: str = ""
+    version: int = 0
+    future: asyncio.Future[Any] | None = None
+
+
+class Subscription:
+    """One connected client or spectator receiving updates of one table.
+
+    Created by :meth:`TableActor.subscribe`. :attr:`version` and :attr:`epoch` are what the
+    subscriber holds (the last update its ``send`` accepted); :attr:`viewer` is whose view it
+    gets (``None``: a spectator, public state only).
+    """
+
+    __slots__ = ("_actor", "_send", "_snapshot", "closed", "epoch", "lagging", "version", "viewer")
+
+    def __init__(
+        self,
+        actor: TableActor,
+        viewer: str | None,
+        version: int,
+        epoch: int | None,
+        send: Callable[[StateDelta | StateSnapshot], bool],
+    ) -> None:
+        self._actor = actor
+        self._send = send
+        self._snapshot = False
+        self.viewer = viewer
+        """The player id whose view this subscriber gets, or ``None`` for a spectator."""
+        self.version = version
+        """The version the subscriber holds (-1: nothing yet)."""
+        self.epoch = epoch
+        """The epoch of :attr:`version` (``None`` until the first update, if not given)."""
+        self.lagging = False
+        """True after ``send`` returned False; nothing is sent until :meth:`resume`."""
+        self.closed = False
+        """True after :meth:`close`."""
+
+    def resume(self) -> None:
+        """The connection's outbox has drained: send one squashed update from :attr:`version`
+        on the next flush. Does nothing unless the subscriber is lagging."""
+        if self.lagging and not self.closed:
+            self.lagging = False
+            self._actor._wake()
+
+    def resync(self) -> None:
+        """Send a snapshot of the subscriber's view on the next flush (the client found a hash
+        mismatch). Clears :attr:`lagging` too: the client asked, so it has room."""
+        if not self.closed:
+            self._snapshot = True
+            self.lagging = False
+            self._actor._wake()
+
+    def close(self) -> None:
+        """Unsubscribe; nothing more is sent. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._actor._subs.pop(self, None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "lagging" if self.lagging else "live"
+        return f"<Subscription {self.viewer!r} v{self.version} e{self.epoch} {state}>"
+
+
+class TableActor:
+    """The single writer of one table: serializes actions, commits them in batches, answers
+    each once it is durable, and keeps every subscriber up to date (see the module docstring).
+
+    Create it with :meth:`open`, then :meth:`start` it; :meth:`stop` drains it. The current
+    synchronizer is :attr:`sync` (replaced when the table is reloaded: do not keep it).
+    """
+
+    def __init__(
+        self,
+        sync: StateSynchronizer,
+        store: Store,
+        *,
+        tick_rate: float | None = None,
+        clock: Callable[[], float] = time.time,
+        history_versions: int = 1000,
+        max_batch: int = 256,
+    ) -> None:
+        """Wrap an existing synchronizer (usually via :meth:`open`). Raises
+        :class:`ValueError` for a non-positive ``tick_rate`` or ``max_batch``."""
+        if tick_rate is not None and not tick_rate > 0:
+            raise ValueError("tick_rate must be positive (or None for turn-based tables)")
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._sync = sync
+        self._store = store
+        self._clock = clock
+        self._history_versions = history_versions
+        self._max_batch = max_batch
+        self._interval = None if tick_rate is None else 1.0 / tick_rate
+        self._next_tick = 0.0
+        self._ticks_game = sync.game.tick_rate > 0
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._subs: dict[Subscription, None] = {}  # insertion-ordered set
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: list[_Job] = []
+        self._closing = False
+        self._stale = False
+        self._wake_queued = False
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "actions",
+                "rejected",
+                "batches",
+                "flushes",
+                "syncs",
+                "reloads",
+                "reload_failures",
+                "lagging",
+                "errors",
+                "send_errors",
+                "ticks",
+                "ticks_skipped",
+            ),
+            0,
+        )
+        """Counters: ``actions`` submitted (system ones included), ``rejected`` outcomes,
+        ``batches`` (``submit`` calls), ``flushes``, ``syncs`` (``sync()`` calls), ``reloads``
+        and ``reload_failures``, ``lagging`` events, ``errors`` (exceptions escaping
+        ``submit``), ``send_errors`` (a ``send`` raised; that subscriber was closed),
+        ``ticks`` and ``ticks_skipped``."""
+
+    @classmethod
+    async def open(
+        cls,
+        game: Game,
+        store: Store,
+        table_id: str,
+        *,
+        create_players: Sequence[str] = (),
+        seed: int = 0,
+        config: Value = None,
+        game_ref: str = "",
+        tick_rate: float | None = None,
+        clock: Callable[[], float] = time.time,
+        history_versions: int = 1000,
+        max_batch: int = 256,
+    ) -> TableActor:
+        """Load ``table_id`` from ``store``, or create it (with ``create_players``, ``seed``,
+        ``config`` and ``game_ref``) if it does not exist. The actor is not started.
+
+        Raises what :meth:`StateSynchronizer.load` raises for a damaged table
+        (:class:`~statesync.errors.HashMismatchError`, ``StoreCorruptError``) and any
+        :class:`~statesync.errors.StoreError` of the store.
+        """
+        kw: dict[str, Any] = {"clock": clock, "history_versions": history_versions}
+        try:
+            sync = await StateSynchronizer.load(store, table_id, game, **kw)
+        except TableNotFoundError:
+            try:
+                sync = await StateSynchronizer.create(
+                    game,
+                    store,
+                    table_id,
+                    players=create_players,
+                    config=config,
+                    seed=seed,
+                    game_ref=game_ref,
+                    **kw,
+                )
+            except TableExistsError:  # another process created it meanwhile
+                sync = await StateSynchronizer.load(store, table_id, game, **kw)
+        return cls(
+            sync,
+            store,
+            tick_rate=tick_rate,
+            clock=clock,
+            history_versions=history_versions,
+            max_batch=max_batch,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def sync(self) -> StateSynchronizer:
+        """The table's current synchronizer. Read from it freely; never submit to it or roll
+        it back directly while the actor runs (use :meth:`act` and :meth:`rollback`)."""
+        return self._sync
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and the end of :meth:`stop`."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Launch the actor's task on the running event loop. Raises :class:`RuntimeError` if
+        it was already started."""
+        if self._task is not None:
+            raise RuntimeError("TableActor.start() called twice")
+        if self._interval is not None:
+            self._next_tick = self._clock() + self._interval
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Apply and answer every action queued so far, flush every subscriber, and stop.
+
+        Later :meth:`act` calls raise :class:`RuntimeError`. Re-raises an error that crashed
+        the loop (a bug; the pending callers were failed with it)."""
+        if not self._closing:
+            self._closing = True
+            self._queue.put_nowait(_Job(_STOP))
+        if self._task is None:
+            self.start()
+        assert self._task is not None
+        await asyncio.shield(self._task)
+
+    # ------------------------------------------------------------------ acting
+
+    async def act(self, action: PlayerAction) -> Outcome:
+        """Queue a player's action; returns its outcome once the batch holding it is durable.
+
+        ``action.player_id`` and ``client_id`` must come from the authenticated session.
+        Raises :class:`ValueError` for an action posing as the engine (``$system``) and
+        :class:`RuntimeError` once :meth:`stop` was called.
+        """
+        if action.client_id == SYSTEM_CLIENT:
+            raise ValueError(f"client_id {SYSTEM_CLIENT!r} is reserved for the engine")
+        return await self._call(_Job(_ACT, action=action))  # type: ignore[no-any-return]
+
+    async def join(self, player: str) -> Outcome:
+        """Seat ``player`` (the game may refuse), serialized with the players' actions."""
+        return await self._call(_Job(JOIN, player=player))  # type: ignore[no-any-return]
+
+    async def leave(self, player: str) -> Outcome:
+        """Remove ``player``'s seat and private state, serialized with the players' actions."""
+        return await self._call(_Job(LEAVE, player=player))  # type: ignore[no-any-return]
+
+    async def set_connected(self, player: str, connected: bool) -> Outcome:
+        """Record that ``player``'s connection dropped or came back (serialized likewise)."""
+        kind = CONNECT if connected else DISCONNECT
+        return await self._call(_Job(kind, player=player))  # type: ignore[no-any-return]
+
+    async def rollback(self, to_version: int) -> None:
+        """Rewind the table to a retained version and start a new epoch, between two batches
+        (:meth:`StateSynchronizer.rollback`, whose errors it raises). Subscribers past
+        ``to_version`` get a snapshot on the next flush."""
+        await self._call(_Job(_ROLLBACK, version=to_version))
+
+    async def _call(self, job: _Job) -> Any:
+        if self._closing or (self._task is not None and self._task.done()):
+            raise RuntimeError("the table actor is stopping or stopped")
+        job.future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(job)
+        return await job.future
+
+    # ------------------------------------------------------------------ subscribing
+
+    def subscribe(
+        self,
+        viewer: str | None,
+        *,
+        version: int = -1,
+        epoch: int | None = None,
+        send: Callable[[StateDelta | StateSnapshot], bool],
+    ) -> Subscription:
+        """Start sending ``viewer``'s view of the table to ``send`` (``viewer=None``: a
+        spectator). ``version``/``epoch`` are what the client holds (-1: nothing, so the first
+        update is a snapshot); it is brought up to date on the next flush."""
+        sub = Subscription(self, viewer, version, epoch, send)
+        self._subs[sub] = None
+        self._wake()
+        return sub
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The open subscriptions, in the order they were made."""
+        return list(self._subs)
+
+    async def drain(self) -> None:
+        """Wait until every job queued before this call has been processed and, on a
+        turn-based table, flushed to the subscribers (a barrier, mostly for tests).
+        Raises :class:`RuntimeError` once :meth:`stop` was called."""
+        await self._call(_Job(_WAKE))
+
+    def _wake(self) -> None:
+        """Ask the loop for a flush (it comes after the current batch, or on the next tick).
+        One queued wake-up is enough however many subscribers asked."""
+        if not self._closing and not self._wake_queued:
+            self._wake_queued = True
+            self._queue.put_nowait(_Job(_WAKE))
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                self._inflight = jobs = await self._take()
+                self._wake_queued = False  # the flush below serves whoever asked so far
+                stopping = any(j.kind == _STOP for j in jobs)
+                tick = self._tick_due()
+                await self._process(jobs, tick)
+                if not self._stale and (self._interval is None or tick or stopping):
+                    self._flush()
+                for job in jobs:
+                    if job.kind == _WAKE and job.future is not None and not job.future.done():
+                        job.future.set_result(None)
+        except BaseException as e:
+            self._fail_pending(e)
+            raise
+        self._inflight = []
+        self._fail_pending(RuntimeError("the table actor stopped"))
+
+    async def _take(self) -> list[_Job]:
+        """Wait for a job (or the next tick), then take whatever else is waiting."""
+        jobs: list[_Job] = []
+        if self._interval is None:
+            jobs.append(await self._queue.get())
+        else:
+            delay = self._next_tick - self._clock()
+            try:
+                async with asyncio.timeout(max(0.0, delay)):
+                    jobs.append(await self._queue.get())
+            except TimeoutError:
+                pass
+        while len(jobs) < self._max_batch and not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        return jobs
+
+    def _tick_due(self) -> bool:
+        if self._interval is None:
+            return False
+        now = self._clock()
+        if now < self._next_tick:
+            return False
+        nxt = self._next_tick + self._interval
+        if nxt <= now:  # the loop fell behind: skip the missed ticks rather than burst
+            skipped = int((now - nxt) // self._interval) + 1
+            self.stats["ticks_skipped"] += skipped
+            nxt += skipped * self._interval
+        self._next_tick = nxt
+        self.stats["ticks"] += 1
+        return True
+
+    async def _process(self, jobs: list[_Job], tick: bool) -> None:
+        """Submit runs of consecutive actions as one batch each; run rollbacks between."""
+        batch: list[_Job] = []
+        for job in jobs:
+            if job.kind == _ACT or job.kind in _SYSTEM:
+                batch.append(job)
+            elif job.kind == _ROLLBACK:
+                await self._submit(batch)
+                batch = []
+                await self._rollback(job)
+        if tick and self._ticks_game:
+            batch.append(_Job(TICK))
+        await self._submit(batch)
+
+    async def _submit(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        if self._stale:
+            await self._reload()
+        sync = self._sync
+        actions = list(self._actions(jobs, sync.version))
+        self.stats["batches"] += 1
+        self.stats["actions"] += len(actions)
+        if self._stale:  # the reload failed: the table in memory cannot be trusted
+            outcomes = _refuse(actions, "the table is being reloaded", sync.version)
+        else:
+            try:
+                outcomes = await sync.submit(actions)
+            except Exception as e:
+                self.stats["errors"] += 1
+                self._stale = True
+                outcomes = _refuse(actions, f"submit raised {type(e).__name__}", sync.version)
+        self._stale = self._stale or sync.fenced
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if not outcome.ok:
+                self.stats["rejected"] += 1
+            if job.future is not None and not job.future.done():
+                job.future.set_result(outcome)
+        if self._stale:
+            await self._reload()
+
+    @staticmethod
+    def _actions(jobs: Iterable[_Job], version: int) -> Iterable[PlayerAction]:
+        """The batch's actions; system ones get consecutive seqs so they keep arrival order."""
+        seq = version
+        for job in jobs:
+            if job.action is not None:
+                yield job.action
+            else:
+                seq += 1
+                yield PlayerAction(job.player, SYSTEM_CLIENT, seq, version, job.kind, None)
+
+    async def _rollback(self, job: _Job) -> None:
+        assert job.future is not None
+        try:
+            await self._sync.rollback(job.version)
+        except Exception as e:
+            if not job.future.done():
+                job.future.set_exception(e)
+            return
+        if not job.future.done():
+            job.future.set_result(None)
+
+    async def _reload(self) -> None:
+        """Replace the synchronizer with the table as the store has it."""
+        sync = self._sync
+        try:
+            self._sync = await StateSynchronizer.load(
+                self._store,
+                sync.table_id,
+                sync.game,
+                clock=self._clock,
+                history_versions=self._history_versions,
+            )
+        except Exception:
+            self.stats["reload_failures"] += 1
+            return
+        self._stale = False
+        self.stats["reloads"] += 1
+
+    def _fail_pending(self, error: BaseException) -> None:
+        err = error if isinstance(error, Exception) else RuntimeError("the table actor stopped")
+        jobs, self._inflight = self._inflight, []
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        for job in jobs:
+            if job.future is not None and not job.future.done():
+                job.future.set_exception(err)
+
+    # ------------------------------------------------------------------ flushing
+
+    def _flush(self) -> None:
+        """Bring every live subscriber up to date: one ``sync()`` per (viewer, version,
+        epoch) group, the same update object for every member of a group."""
+        self.stats["flushes"] += 1
+        sync = self._sync
+        groups: dict[tuple[str | None, int, int | None], list[Subscription]] = {}
+        key: tuple[str | None, int, int | None]
+        for sub in self._subs:
+            if sub.lagging:
+                continue
+            if sub._snapshot:
+                key = (sub.viewer, -1, None)  # -1 is below any history: sync() snapshots
+            elif sub.version == sync.version and sub.epoch == sync.epoch:
+                continue
+            else:
+                key = (sub.viewer, sub.version, sub.epoch)
+            groups.setdefault(key, []).append(sub)
+        for (viewer, version, epoch), subs in groups.items():
+            self.stats["syncs"] += 1
+            update = sync.sync(version, player_id=viewer, epoch=epoch)
+            for sub in subs:
+                if not sub.closed:  # an earlier send may have closed it
+                    self._deliver(sub, update)
+
+    def _deliver(self, sub: Subscription, update: StateDelta | StateSnapshot) -> None:
+        try:
+            accepted = sub._send(update)
+        except Exception:
+            self.stats["send_errors"] += 1
+            sub.close()
+            return
+        if accepted:
+            sub.version, sub.epoch, sub._snapshot = update.version, update.epoch, False
+        else:
+            sub.lagging = True
+            self.stats["lagging"] += 1
+
+
+def _refuse(actions: Sequence[PlayerAction], why: str, version: int) -> list[Outcome]:
+    return [Rejected(a, reasons.STORE_UNAVAILABLE, why, version=version) for a in actions]
