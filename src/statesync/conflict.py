@@ -99,6 +99,18 @@ class Dedupe:
     def clients(self) -> int:
         return len(self._seen)
 
+    def last_seq(self, client_id: str) -> int:
+        """The highest ``seq`` of ``client_id`` remembered or forgotten (0 if none): a
+        reconnecting client continues from one more.
+
+        >>> d = Dedupe()
+        >>> d.last_seq("c")
+        0
+        """
+        seen = self._seen.get(client_id)
+        top = max(seen) if seen else 0
+        return max(top, self._floor.get(client_id, 0))
+
     def export(self) -> dict[str, Any]:
         """The durable part of this memory: per client, the forgotten floor and the
         ``[seq, version]`` of each remembered *accepted* action (refusals are not durable:
