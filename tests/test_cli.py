@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 
 from statesync.cli import main
+from tests.store.conftest import POSTGRES_URL, SKIP_PG
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -107,3 +110,36 @@ def test_compact_then_older_versions_are_gone(
     assert code == 0 and "dropped 0 log records" in out
     code, out, _ = run(capsys, "replay", "demo-1", "--db", str(copy))
     assert code == 0 and "every hash matches" in out
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason=SKIP_PG)
+def test_operator_commands_on_postgres(capsys: pytest.CaptureFixture[str]) -> None:
+    schema = f"cli_{uuid.uuid4().hex[:10]}"
+    url = f"{POSTGRES_URL}?schema={schema}"
+    try:
+        code, out, _ = run(capsys, "demo", "--hands", "2", "--players", "3", "--db", url)
+        assert code == 0 and "table demo-1" in out
+        code, out, _ = run(capsys, "tables", "--db", url)
+        assert out.splitlines()[1].split()[0] == "demo-1"
+        code, out, _ = run(capsys, "history", "demo-1", "--from", "1", "--to", "2", "--db", url)
+        assert [line.split()[0] for line in out.splitlines()[1:]] == ["1", "2"]
+        code, out, _ = run(
+            capsys, "show", "demo-1", "--version", "1", "--player", "bot0", "--db", url
+        )
+        assert set(json.loads(out)["players"]) == {"bot0"}
+        code, out, _ = run(capsys, "diff", "demo-1", "1", "2", "--db", url)
+        assert code == 0 and "changes from version 1 to 2" in out
+        code, out, _ = run(capsys, "replay", "demo-1", "--db", url)
+        assert code == 0 and "every hash matches" in out
+    finally:
+        asyncio.run(_drop_schema(schema))
+
+
+async def _drop_schema(schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()

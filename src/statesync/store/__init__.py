@@ -10,6 +10,7 @@ All implement :class:`statesync.storage.Store` and pass one shared test suite.
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from statesync.store.faults import FaultyStore, InjectedFault
@@ -36,11 +37,21 @@ async def open_store(target: str = DEFAULT_DB, **options: Any) -> Store:
     """Open the store named by ``target``: a ``postgresql://`` or ``postgres://`` URL, a
     ``sqlite:///path`` URL or a plain file path (SQLite), or ``memory:``.
 
+    A PostgreSQL URL may name the schema to use with ``?schema=NAME`` (default
+    ``statesync``); the other query parameters go to the driver.
+
     ``options`` go to the store's constructor (``synchronous="FULL"``, ``group_commit=False``).
     """
     if target.startswith(("postgresql://", "postgres://")):
         from statesync.store.postgres import PostgresStore
 
+        parts = urllib.parse.urlsplit(target)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        schema = [v for k, v in query if k == "schema"]
+        if schema:
+            options.setdefault("schema", schema[-1])
+            rest = urllib.parse.urlencode([(k, v) for k, v in query if k != "schema"])
+            target = urllib.parse.urlunsplit(parts._replace(query=rest))
         return await PostgresStore.open(target, **options)
     if target == "memory:":
         return MemoryStore()
