@@ -10,9 +10,10 @@ import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from statesync.errors import FencedError, TableExistsError, TableNotFoundError
+from statesync.errors import TableExistsError, TableNotFoundError
 from statesync.records import Checkpoint, LogRecord, TableMeta, decode_action, decode_delta
 from statesync.storage import RetentionPolicy, StoredTable, TableInfo
+from statesync.store.rows import check_consecutive, check_fence
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -89,24 +90,9 @@ class MemoryStore:
         checkpoint: Checkpoint | None = None,
     ) -> None:
         t = self._get(table_id)
-        if epoch != t.epoch:
-            raise FencedError(
-                f"table {table_id!r} is in epoch {t.epoch}, not {epoch}",
-                table_id=table_id,
-                head=t.head,
-                epoch=t.epoch,
-            )
-        expected = t.head + 1
-        for r in records:
-            if r.version != expected:
-                raise FencedError(
-                    f"table {table_id!r}: version {r.version} does not follow head {t.head}",
-                    table_id=table_id,
-                    head=t.head,
-                    epoch=t.epoch,
-                )
-            expected += 1
-        last = expected - 1
+        check_consecutive(table_id, records)
+        check_fence(table_id, t.epoch, t.head, epoch, records[0].version if records else None)
+        last = t.head + len(records)
         if checkpoint is not None and not t.head <= checkpoint.version <= last:
             raise ValueError(f"checkpoint {checkpoint.version} is outside {t.head}..{last}")
         rows = [
@@ -124,13 +110,7 @@ class MemoryStore:
 
     async def reset(self, table_id: str, epoch: int, checkpoint: Checkpoint) -> None:
         t = self._get(table_id)
-        if epoch != t.epoch:
-            raise FencedError(
-                f"table {table_id!r} is in epoch {t.epoch}, not {epoch}",
-                table_id=table_id,
-                head=t.head,
-                epoch=t.epoch,
-            )
+        check_fence(table_id, t.epoch, t.head, epoch, None)
         if checkpoint.epoch <= epoch or checkpoint.version > t.head:
             raise ValueError("reset needs a newer epoch and a version at or before the head")
         blob = checkpoint.encode()

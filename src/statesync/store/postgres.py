@@ -54,7 +54,7 @@ import asyncpg
 from statesync.errors import FencedError, StoreError, TableExistsError, TableNotFoundError
 from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.storage import RetentionPolicy, StoredTable, TableInfo
-from statesync.store.rows import LOG_COLUMNS, check_consecutive, log_row, to_record
+from statesync.store.rows import LOG_COLUMNS, check_consecutive, check_fence, log_row, to_record
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -634,22 +634,7 @@ async def _fence(conn: _Conn, sql: _SQL, table_id: str, epoch: int, first: int |
     row = await conn.fetchrow(sql.fence, table_id)
     if row is None:
         raise TableNotFoundError(f"no table {table_id!r}")
-    current, head = int(row[0]), int(row[1])
-    if current != epoch:
-        raise FencedError(
-            f"table {table_id!r} is in epoch {current}, not {epoch}",
-            table_id=table_id,
-            head=head,
-            epoch=current,
-        )
-    if first is not None and first != head + 1:
-        raise FencedError(
-            f"table {table_id!r}: version {first} does not follow head {head}",
-            table_id=table_id,
-            head=head,
-            epoch=current,
-        )
-    return head
+    return check_fence(table_id, int(row[0]), int(row[1]), epoch, first)
 
 
 async def _put_checkpoint(

@@ -1,11 +1,13 @@
-"""Row helpers shared by the SQL stores (:mod:`~statesync.store.sqlite`,
-:mod:`~statesync.store.postgres`): both keep the same columns for a log record."""
+"""Helpers shared by the stores: the log columns of the SQL stores
+(:mod:`~statesync.store.sqlite`, :mod:`~statesync.store.postgres`) and the fencing rule
+every store applies."""
 
 from __future__ import annotations
 
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from statesync.errors import FencedError
 from statesync.records import LogRecord, decode_action, decode_delta
 
 if TYPE_CHECKING:
@@ -48,3 +50,24 @@ def check_consecutive(table_id: str, records: Sequence[LogRecord]) -> None:
     for a, b in pairwise(records):
         if b.version != a.version + 1:
             raise ValueError(f"table {table_id!r}: records jump from {a.version} to {b.version}")
+
+
+def check_fence(table_id: str, current: int, head: int, epoch: int, first: int | None) -> int:
+    """Return ``head`` if a writer in ``epoch`` may write version ``first`` (``None``: no
+    record, only the epoch is checked) to a table now in epoch ``current`` at ``head``;
+    raise :class:`~statesync.errors.FencedError` otherwise."""
+    if current != epoch:
+        raise FencedError(
+            f"table {table_id!r} is in epoch {current}, not {epoch}",
+            table_id=table_id,
+            head=head,
+            epoch=current,
+        )
+    if first is not None and first != head + 1:
+        raise FencedError(
+            f"table {table_id!r}: version {first} does not follow head {head}",
+            table_id=table_id,
+            head=head,
+            epoch=current,
+        )
+    return head

@@ -33,7 +33,7 @@ from statesync.errors import FencedError, StoreError, TableExistsError, TableNot
 from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.storage import RetentionPolicy, StoredTable, TableInfo
 from statesync.store.rows import LOG_COLUMNS as _LOG_COLUMNS
-from statesync.store.rows import check_consecutive, log_row, to_record
+from statesync.store.rows import check_consecutive, check_fence, log_row, to_record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -420,22 +420,7 @@ def _fence(conn: sqlite3.Connection, table_id: str, epoch: int, first: int | Non
     ).fetchone()
     if row is None:
         raise TableNotFoundError(f"no table {table_id!r}")
-    current, head = row
-    if current != epoch:
-        raise FencedError(
-            f"table {table_id!r} is in epoch {current}, not {epoch}",
-            table_id=table_id,
-            head=head,
-            epoch=current,
-        )
-    if first is not None and first != head + 1:
-        raise FencedError(
-            f"table {table_id!r}: version {first} does not follow head {head}",
-            table_id=table_id,
-            head=head,
-            epoch=current,
-        )
-    return int(head)
+    return check_fence(table_id, int(row[0]), int(row[1]), epoch, first)
 
 
 def _put_checkpoint(
