@@ -1,8 +1,9 @@
 """The ``statesync`` command line.
 
-    statesync demo [--hands N] [--players N] [--seed S] [--db PATH_OR_URL]
+    statesync demo [--hands N] [--players N] [--seed S] [--drop-rate P] [--in-process] [--db ...]
     statesync tables | history | show | diff | replay | compact ... [--db PATH_OR_URL]
     statesync token --table T [--player P | --spectator] [--ttl SECONDS] [--client ID]
+    statesync serve [--game M:C] [--db PATH_OR_URL] [--host H] [--port N] [--tick-rate HZ]
 
 Every command that reads or writes tables takes ``--db``: a SQLite file path (default
 ``statesync.db``) or a ``postgresql://`` URL. Errors are printed as one line with their
@@ -11,6 +12,10 @@ stable code, and the exit status is 1 (2 for usage errors).
 ``token`` prints a token signed with the secret of :func:`statesync.server.auth.load_secret`
 (``STATESYNC_SECRET``, ``STATESYNC_SECRET_FILE`` or ``./.statesync-secret``): the server
 accepts it only if it loads the same secret.
+
+``serve`` runs the WebSocket server (:class:`statesync.server.ws.Server`) until SIGINT or
+SIGTERM, then stops gracefully (queued actions are answered, clients are told
+``server/shutdown``) and exits 0.
 """
 
 from __future__ import annotations
@@ -18,20 +23,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from statesync.cli import ops
 from statesync.cli.demo import run_demo
+from statesync.cli.demo_net import run_net_demo
 from statesync.errors import StateSyncError
 from statesync.server.auth import TokenSigner, load_secret
+from statesync.server.ws import Server
 from statesync.storage import RetentionPolicy
 from statesync.store import DEFAULT_DB, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from statesync.game import Game
     from statesync.storage import Store
 
 __all__ = ["main"]
@@ -48,10 +57,23 @@ def _parser() -> argparse.ArgumentParser:
         )
         return p
 
-    demo = command("demo", "play hold'em with scripted bots at a new durable table")
+    demo = command(
+        "demo", "a server and hold'em bots over WebSockets on loopback, at a new durable table"
+    )
     demo.add_argument("--players", type=int, default=6, help="bots at the table (2-9)")
-    demo.add_argument("--hands", type=int, default=200, help="hands to play")
-    demo.add_argument("--seed", type=int, default=1, help="table seed")
+    demo.add_argument("--hands", type=int, default=30, help="hands to play (30)")
+    demo.add_argument("--seed", type=int, default=1, help="bots' seed")
+    demo.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.03,
+        help="chance that a bot's connection is dropped before an action (0.03)",
+    )
+    demo.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no network: bots follow the table through in-process replicas",
+    )
 
     command("tables", "list the stored tables")
 
@@ -89,7 +111,43 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--spectator", action="store_true", help="watch only (the default)")
     tok.add_argument("--ttl", type=float, default=86400.0, help="seconds valid (86400)")
     tok.add_argument("--client", help="pin the token to this client id")
+
+    srv = command("serve", "serve tables to WebSocket clients (ws://HOST:PORT/ws)")
+    srv.add_argument("--game", default=DEFAULT_GAME, help=f"module:Class ({DEFAULT_GAME})")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8765, help="port (8765; 0: any free port)")
+    srv.add_argument(
+        "--tick-rate", type=float, help="flush updates HZ times a second (default: per action)"
+    )
     return parser
+
+
+DEFAULT_GAME = "statesync.games.holdem:Holdem"
+"""The game ``statesync serve`` plays when no ``--game`` is given."""
+
+
+async def _serve(args: argparse.Namespace, game: Game, store: Store, signer: TokenSigner) -> int:
+    server = Server(game, store, signer, game_ref=args.game, tick_rate=args.tick_rate)
+    await server.start(args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        print(f"statesync serve: {args.game} tables from {args.db} at {server.url}", flush=True)
+        print(
+            "  get a token with: statesync token --table TABLE --player NAME"
+            " (same secret: STATESYNC_SECRET / ./.statesync-secret)",
+            flush=True,
+        )
+        await stop.wait()
+        print("statesync serve: stopping", flush=True)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await server.stop()
+    return 0
 
 
 def _token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -122,13 +180,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":  # needs no store
         return _token(args, parser)
     job: Callable[[Store], Awaitable[Any]]
-    if args.command == "demo":
+    if args.command == "serve":
+        if not 0 <= args.port <= 65535:
+            parser.error("--port must be between 0 and 65535")
+        if args.tick_rate is not None and not 0 < args.tick_rate < float("inf"):
+            parser.error("--tick-rate must be a positive number")
+        try:
+            game = ops.load_game(args.game)
+            signer = TokenSigner(load_secret(os.environ))
+        except StateSyncError as e:
+            print(f"statesync serve: {e} [{e.code}]", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as e:
+            print(f"statesync serve: {e}", file=sys.stderr)
+            return 1
+
+        async def job(store: Store) -> int:
+            return await _serve(args, game, store, signer)
+
+    elif args.command == "demo":
         if not 2 <= args.players <= 9:
             parser.error("--players must be between 2 and 9")
 
+        if not 0 <= args.drop_rate <= 1:
+            parser.error("--drop-rate must be between 0 and 1")
+
         async def job(store: Store) -> int:
-            counts = await run_demo(args.players, args.hands, args.seed, store, args.db)
-            return 1 if counts["desyncs"] else 0
+            if args.in_process:
+                counts = await run_demo(args.players, args.hands, args.seed, store, args.db)
+                return 1 if counts["desyncs"] else 0
+            report = await run_net_demo(
+                args.players, args.hands, args.seed, store, drop_rate=args.drop_rate
+            )
+            return 0 if report.ok else 1
 
     elif args.command == "tables":
 
@@ -167,6 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_with_store(args.db, job))
     except StateSyncError as e:
         print(f"statesync {args.command}: {e} [{e.code}]", file=sys.stderr)
+        return 1
+    except OSError as e:  # serve: the address is in use, or not ours to bind
+        if args.command != "serve":
+            raise
+        print(f"statesync serve: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"statesync {args.command}: interrupted", file=sys.stderr)

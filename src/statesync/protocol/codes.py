@@ -41,3 +41,8 @@ NO_TABLE: Final = "server/no_table"
 """The token's table does not exist on this server."""
 NOT_SEATED: Final = "server/not_seated"
 """The token's player has no seat and the table refused to seat them."""
+INTERNAL: Final = "server/internal"
+"""The server failed while serving this connection (a bug, or the store is unreachable); the
+connection is closed. Reconnect later: acknowledged actions are durable."""
+WRONG_CLIENT: Final = "auth/wrong_client"
+"""The token is pinned to another client id than the one the Hello names."""

@@ -1,0 +1,192 @@
+"""The tables a server process holds in memory, and who is connected to each.
+
+:class:`TableRegistry` maps a table id to its running :class:`~statesync.server.table.TableActor`.
+The first connection to a table loads it from the store (or creates it) and starts its actor;
+a lock per table id makes concurrent first connections share one actor instead of racing
+two writers onto the store. :meth:`TableRegistry.close` waits for opens in progress, refuses
+later ones, and stops every actor (each answers its queued actions and flushes its
+subscribers first). Actors stay loaded until the registry closes.
+
+The registry also counts each seated player's live connections per table (:meth:`attach` /
+:meth:`detach`), so a player with two tabs open, or whose new connection overtakes the
+old one's close, is marked disconnected only when the last connection goes.
+
+:class:`TimedStore` wraps the caller's store to feed the ``store_latency_seconds`` histogram
+with the duration of every :meth:`~statesync.storage.Store.append` (one group-committed batch
+of actions), which is exactly "time to make a batch durable" and costs one clock read per
+batch. The other methods are passed through untimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from statesync.server.table import TableActor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from statesync.game import Game
+    from statesync.records import Checkpoint, LogRecord, TableMeta
+    from statesync.server.metrics import Metrics
+    from statesync.storage import RetentionPolicy, Store, StoredTable, TableInfo
+
+__all__ = ["RegistryClosedError", "TableRegistry", "TimedStore"]
+
+
+class RegistryClosedError(RuntimeError):
+    """The registry is closing (the server shuts down): no table can be opened."""
+
+
+class TableRegistry:
+    """Get-or-open one :class:`TableActor` per table id (see the module docstring).
+
+    ``tables`` is the live mapping of loaded actors (shared with :class:`Server.tables
+    <statesync.server.ws.Server>`).
+    """
+
+    def __init__(
+        self,
+        game: Game,
+        store: Store,
+        *,
+        game_ref: str = "",
+        tick_rate: float | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics,
+    ) -> None:
+        self.game = game
+        self.store = store
+        self.game_ref = game_ref
+        self.tick_rate = tick_rate
+        self.clock = clock
+        self.metrics = metrics
+        self.tables: dict[str, TableActor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._presence: dict[tuple[str, str], int] = {}
+        self._closed = False
+
+    async def get(self, table_id: str) -> TableActor:
+        """The running actor of ``table_id``, loading or creating the table on first use.
+
+        Raises :class:`RegistryClosedError` once :meth:`close` started, and what
+        :meth:`TableActor.open` raises (a store error, a damaged table)."""
+        actor = self.tables.get(table_id)
+        if actor is not None:
+            return actor
+        if self._closed:
+            raise RegistryClosedError("the server is shutting down")
+        lock = self._locks.setdefault(table_id, asyncio.Lock())
+        async with lock:
+            if self._closed:
+                raise RegistryClosedError("the server is shutting down")
+            actor = self.tables.get(table_id)
+            if actor is None:
+                actor = await TableActor.open(
+                    self.game,
+                    self.store,
+                    table_id,
+                    game_ref=self.game_ref,
+                    tick_rate=self.tick_rate,
+                    clock=self.clock,
+                )
+                actor.start()
+                self.tables[table_id] = actor
+                self.metrics.set("tables", len(self.tables))
+            return actor
+
+    def attach(self, table_id: str, player: str) -> bool:
+        """Count a new connection of ``player``; True if it is their only one."""
+        key = (table_id, player)
+        self._presence[key] = self._presence.get(key, 0) + 1
+        return self._presence[key] == 1
+
+    def detach(self, table_id: str, player: str) -> bool:
+        """Count a closed connection of ``player``; True if it was their last one."""
+        key = (table_id, player)
+        left = self._presence.get(key, 0) - 1
+        if left > 0:
+            self._presence[key] = left
+            return False
+        self._presence.pop(key, None)
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    async def close(self) -> None:
+        """Refuse new opens, wait for those in progress, then stop every actor (concurrently;
+        each answers its queued actions and flushes first). The store is not closed.
+        Re-raises the first error of an actor that crashed, after stopping all of them."""
+        self._closed = True
+        for lock in list(self._locks.values()):
+            async with lock:  # an open in progress finishes and registers its actor
+                pass
+        actors = list(self.tables.values())
+        results = await asyncio.gather(*(a.stop() for a in actors), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+
+class TimedStore:
+    """A :class:`~statesync.storage.Store` that observes the duration of every ``append``
+    in ``metrics`` (``store_latency_seconds``) and otherwise delegates to ``inner``.
+
+    ``clock`` should be monotonic (default :func:`time.perf_counter`)."""
+
+    def __init__(
+        self, inner: Store, metrics: Metrics, *, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.inner = inner
+        self.metrics = metrics
+        self._clock = clock
+
+    async def create_table(self, meta: TableMeta, checkpoint: Checkpoint) -> None:
+        """See :meth:`Store.create_table <statesync.storage.Store.create_table>`."""
+        await self.inner.create_table(meta, checkpoint)
+
+    async def append(
+        self,
+        table_id: str,
+        epoch: int,
+        records: Sequence[LogRecord],
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        """Append through the inner store and record how long it took to be durable."""
+        start = self._clock()
+        try:
+            await self.inner.append(table_id, epoch, records, checkpoint)
+        finally:
+            self.metrics.observe("store_latency_seconds", max(0.0, self._clock() - start))
+
+    async def reset(self, table_id: str, epoch: int, checkpoint: Checkpoint) -> None:
+        """See :meth:`Store.reset <statesync.storage.Store.reset>`."""
+        await self.inner.reset(table_id, epoch, checkpoint)
+
+    async def load(self, table_id: str, *, retain: int = 0) -> StoredTable:
+        """See :meth:`Store.load <statesync.storage.Store.load>`."""
+        return await self.inner.load(table_id, retain=retain)
+
+    async def read_log(self, table_id: str, start: int, stop: int) -> list[LogRecord]:
+        """See :meth:`Store.read_log <statesync.storage.Store.read_log>`."""
+        return await self.inner.read_log(table_id, start, stop)
+
+    async def checkpoint_at(self, table_id: str, version: int) -> Checkpoint | None:
+        """See :meth:`Store.checkpoint_at <statesync.storage.Store.checkpoint_at>`."""
+        return await self.inner.checkpoint_at(table_id, version)
+
+    async def tables(self) -> list[TableInfo]:
+        """See :meth:`Store.tables <statesync.storage.Store.tables>`."""
+        return await self.inner.tables()
+
+    async def compact(self, table_id: str, policy: RetentionPolicy) -> int:
+        """See :meth:`Store.compact <statesync.storage.Store.compact>`."""
+        return await self.inner.compact(table_id, policy)
+
+    async def close(self) -> None:
+        """Does nothing: the caller owns the inner store and closes it."""
