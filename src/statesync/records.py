@@ -215,5 +215,5 @@ def decode_action(data: bytes) -> PlayerAction | None:
 def _load(data: bytes, what: str) -> Any:
     try:
         return _decoder.decode(data)
-    except (msgspec.DecodeError, TypeError) as e:
+    except (msgspec.DecodeError, TypeError, ValueError, RecursionError) as e:
         raise StoreCorruptError(f"stored {what} cannot be decoded: {e}") from e

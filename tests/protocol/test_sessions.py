@@ -254,6 +254,7 @@ def test_prediction_applies_pending_actions_until_answered() -> None:
         (b"\x92\x63\x01", codes.UNKNOWN_TYPE),
         (encode(Act(1, 0, "x")) + b"\x00", codes.MALFORMED),
         (b"\x95\x02\xa1x\x00\xa1x\xc0", codes.MALFORMED),
+        (b"\x95\x02\x01\x00\xa1\x80\xc0", codes.MALFORMED),  # a str that is not UTF-8
         (encode(Hello([1], "tok-ann", "again")), codes.UNEXPECTED),
         (b"\x92\x04" + b"\x91" * 5000, codes.TOO_LARGE),
     ],

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from statesync.errors import AuthError, StateSyncError
@@ -287,6 +287,7 @@ def test_arbitrary_parts_raise_only_auth_errors(payload: bytes, signature: bytes
 
 
 @given(st.binary(max_size=300))
+@example(b"\x81\xab\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80")  # a str that is not UTF-8
 def test_arbitrary_signed_payloads_raise_only_auth_errors(payload: bytes) -> None:
     claims = outcome(forge(payload))
     if isinstance(claims, str):

@@ -176,7 +176,8 @@ def _split(token: object) -> tuple[bytes, bytes]:
 def _decode_claims(payload: bytes) -> Claims:
     try:
         decoded = _decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, RecursionError) as e:
+        # ValueError: msgspec raises UnicodeDecodeError for a str that is not UTF-8.
         raise AuthError(f"token payload is malformed: {e}", code="auth/malformed") from None
     # Only the encoding issue() writes is valid, so one set of claims has exactly one token.
     if _encoder.encode(decoded) != payload:
