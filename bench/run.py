@@ -6,8 +6,9 @@ Prints the wire-bytes table on the four standard workloads (against full JSON, f
 through one deflate stream, and the information floor), actions per second through
 StateSynchronizer on a 9-player hold'em table, the cost per action on a 64x64 versus a
 256x256 board, and the durable stores (acknowledged actions/s, recovery of a 100,000-version
-table, a SIGKILL crash campaign). Results and the machine they came from are recorded in
-docs/benchmarks.md.
+table, a SIGKILL crash campaign), and networked play over WebSockets (fan-out latency, server
+CPU and memory per connection, reconnects, a reconnect storm). Results and the machine they
+came from are recorded in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import network
 import store
 import throughput
 import wire_bytes
@@ -37,7 +39,10 @@ def main() -> int:
     print()
     print("== durable stores ==")
     store_status = store.main([])
-    return wire_status or store_status
+    print()
+    print("== network ==")
+    network_status = network.main([])
+    return wire_status or store_status or network_status
 
 
 if __name__ == "__main__":

@@ -136,10 +136,14 @@ class Server:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: str = "127.0.0.1", port: int = 8765) -> None:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 8765, *, backlog: int = 1024
+    ) -> None:
         """Listen on ``host:port`` (``port`` 0: an ephemeral port, see :attr:`port`).
-        Raises :class:`RuntimeError` if the server was started before, and
-        :class:`OSError` if the address cannot be bound."""
+        ``backlog`` is the listen queue: large enough for a reconnect storm (asyncio's
+        default of 100 makes the kernel drop SYNs when hundreds of clients come back at once,
+        and each of those waits a full second to retry). Raises :class:`RuntimeError` if the
+        server was started before, and :class:`OSError` if the address cannot be bound."""
         if self._ws is not None or self._stopping:
             raise RuntimeError("a Server can be started once")
         limits = self.limits
@@ -153,6 +157,7 @@ class Server:
             ping_timeout=limits.heartbeat_interval,
             compression=None,
             logger=log,
+            backlog=backlog,
         )
         self._host = host
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())

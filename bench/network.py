@@ -1,0 +1,942 @@
+"""Networked play: fan-out latency, server cost per update, reconnects and a reconnect storm.
+
+    .venv/bin/python bench/network.py [--quick] [--profile]
+
+The server (``statesync.server.ws.Server`` on SQLite, in a temp dir) runs in its own process;
+the load runs in ``--loaders`` other processes (default 2), each owning whole tables, so all
+clients of one table share one process and one clock. Every timestamp is
+``time.monotonic()`` (CLOCK_MONOTONIC, system-wide on Linux), taken in the process where the
+event happens and merged after the run. The server process answers JSON queries on a small
+control socket (CPU, RSS, versions and view hashes, flush times).
+
+1. **Fan-out**: 100 tables x 10 players (``--quick``: 20 x 10), one action per second per
+   table (the seated players take turns; table ``i`` acts at ``i / tables`` past every
+   second, so the load is spread evenly), for 30 s (``--quick``: 10 s).
+   * latency of version ``v``: from the moment the table's actor starts flushing ``v``
+     (``TableActor._flush`` is wrapped in the server process, which records the first flush of
+     each version) until *every* player of the table holds ``v`` (the client's ``on_change``
+     for ``v``, i.e. after its hash check). The same until-every-player time measured from
+     the acting client's ``act()`` call (it includes the SQLite commit) is shown as well;
+   * server CPU per delivered update: CPU seconds of the server process (``getrusage``, all
+     threads) over the window / updates the clients received in it;
+   * server memory per connection: (VmRSS with every connection open - VmRSS of the
+     listening server before any connection) / connections; the tables are loaded by those
+     connections, so their memory is included;
+   * bytes per delivered update: update frames received / updates (and every frame
+     received, Results and Pongs included, / updates). WebSocket framing is not counted.
+2. **Reconnect**: on a table of its own, one client drops its TCP connection (no ``Bye``)
+   while another client of the table gets 1,000 actions applied, then reconnects; time from
+   opening the new connection until the client holds the server's version with a matching
+   view hash (checked against the server's ``view_hash``). 30 repetitions; the output says
+   whether the server resumed it by delta or by snapshot. The same with 100 actions is shown
+   for comparison.
+3. **Storm**: the clients of 50 tables (every other one: 500 clients; ``--quick``: all 20) drop
+   at the same instant and reconnect by themselves (the client's default backoff, 0.1 s +-
+   50 %); time from the drop until every one of them holds the server's final version with a
+   matching hash, and the failures.
+
+The server's action rate limit is raised (``Limits(actions_per_second=1e6)``) so that one
+client can have 1,000 actions in flight in the reconnect test; everything else is the
+default configuration. ``--backlog N`` sets the server's listen backlog
+(``Server.start(backlog=...)``, default 1,024): with asyncio's old default of 100, 500
+simultaneous connects overflowed the accept queue and the dropped SYNs were retried by the
+kernel after 1 s (the storm reports the kernel's ``ListenOverflows``/``TCPSynRetrans``
+counters). ``--profile`` prints a cProfile of the server
+during the fan-out and during the storm (it inflates the CPU figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from statesync import Game, reasons
+from statesync.client import Backoff, Table
+from statesync.hashing import state_hash
+from statesync.protocol.limits import Limits
+from statesync.server.auth import TokenSigner
+
+SECRET = b"statesync-bench-network-shared-secret"
+PLAYERS = [f"p{i}" for i in range(10)]
+LIMITS = Limits(actions_per_second=1_000_000.0, action_burst=1_000_000)
+
+FANOUT_P99_TARGET_MS = 10.0
+CPU_PER_UPDATE_TARGET_US = 80.0
+MEM_PER_CONN_TARGET_KB = 50.0
+RECONNECT_P99_TARGET_MS = 10.0
+STORM_TARGET_S = 1.0
+
+UPDATE_TAG = 12  # docs/protocol.md: Update
+RECONNECT_TABLE = "reconnect"
+SCRIPT = str(Path(__file__).resolve())
+
+
+class Counter(Game):
+    """A light chat-like game: every ``add`` bumps a public total, records who said what
+    last, and bumps the actor's private count (so every player's view differs)."""
+
+    name = "bench-counter"
+
+    def setup(self, players: Any, config: Any, rng: Any) -> dict[str, Any]:
+        return {
+            "game": {"total": 0, "last": None},
+            "players": {p: {"n": 0} for p in players},
+        }
+
+    def validate(self, state: Any, action: Any, ctx: Any) -> str | None:
+        return None if action.type == "add" else reasons.UNKNOWN_TYPE
+
+    def apply(self, draft: Any, action: Any, ctx: Any) -> None:
+        game = draft["game"]
+        game["total"] += 1
+        payload = action.payload if isinstance(action.payload, dict) else {}
+        game["last"] = {"by": action.player_id, "text": str(payload.get("text", ""))}
+        draft["players"][action.player_id]["n"] += 1
+
+    def join(self, draft: Any, player_id: str, ctx: Any) -> str | None:
+        refused = super().join(draft, player_id, ctx)
+        if refused is None:
+            draft["players"][player_id] = {"n": 0}
+        return refused
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def tcp_counters() -> dict[str, int]:
+    """Linux TCP counters of this network namespace (accept-queue overflows, SYN retries)."""
+    wanted = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head.startswith("TcpExt:"):
+            pairs = zip(head.split()[1:], values.split()[1:], strict=False)
+            return {k: int(v) for k, v in pairs if k in wanted}
+    return {}
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (``p`` in 0..100); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+async def orphan_watch(stop: asyncio.Event | None = None) -> None:
+    """Exit when the parent process goes away (no orphans if the orchestrator dies): set
+    ``stop`` for a clean shutdown if given, and exit hard 10 s later in any case."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(0.5)
+        if os.getppid() != parent:
+            break
+    if stop is not None:
+        stop.set()
+        await asyncio.sleep(10)
+    os._exit(3)
+
+
+async def control(port: int, request: dict[str, Any], limit: float = 30.0) -> Any:
+    """One JSON request to the server process's control socket."""
+
+    async def ask() -> Any:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**26)
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            await writer.drain()
+            return json.loads(await reader.readline())
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    return await asyncio.wait_for(ask(), limit)
+
+
+def err(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- server process
+
+
+async def serve_main(profile: bool, backlog: int) -> None:
+    from statesync.server.table import TableActor
+    from statesync.server.ws import Server
+    from statesync.store import SQLiteStore
+
+    raise_nofile()
+    flushes: dict[str, dict[int, float]] = {}
+    original_flush = TableActor._flush
+
+    def timed_flush(self: TableActor) -> None:
+        sync = self.sync
+        flushes.setdefault(sync.table_id, {}).setdefault(sync.version, time.monotonic())
+        original_flush(self)
+
+    TableActor._flush = timed_flush  # type: ignore[method-assign]
+    profiler: Any = None
+    with tempfile.TemporaryDirectory(prefix="statesync-bench-net-") as tmp:
+        store = await SQLiteStore.open(Path(tmp) / "bench.db")
+        server = Server(Counter(), store, TokenSigner(SECRET), limits=LIMITS)
+        await server.start("127.0.0.1", 0, backlog=backlog or 1024)
+        done = asyncio.Event()
+
+        def answer(req: dict[str, Any]) -> Any:
+            nonlocal profiler
+            op = req["op"]
+            if op == "stats":
+                return {
+                    "rss_kb": rss_kb(),
+                    "cpu": cpu_seconds(),
+                    "user": resource.getrusage(resource.RUSAGE_SELF).ru_utime,
+                    "connections": len(server.connections),
+                    "tables": len(server.tables),
+                    "bytes_sent": server.metrics.value("bytes_sent_total"),
+                    "messages_sent": server.metrics.value("messages_sent_total"),
+                }
+            if op == "flushes":
+                return {t: flushes.get(t, {}) for t in req["tables"]}
+            if op == "versions":
+                out = {}
+                for t in req["tables"]:
+                    sync = server.tables[t].sync
+                    hashes = {p: sync.view_hash(p) for p in req["players"]}
+                    out[t] = {"version": sync.version, "epoch": sync.epoch, "hashes": hashes}
+                return out
+            if op == "table_stats":
+                return {t: dict(server.tables[t].stats) for t in req["tables"]}
+            if op == "profile_start" and profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                return {"ok": True}
+            if op == "profile_stop" and profiler is not None:
+                import io
+                import pstats
+
+                profiler.disable()
+                buf = io.StringIO()
+                stats = pstats.Stats(profiler, stream=buf)
+                stats.sort_stats("tottime").print_stats(25)
+                buf.write("\n")
+                stats.sort_stats("cumulative").print_stats(40)
+                profiler = None
+                return {"text": buf.getvalue()}
+            if op == "stop":
+                done.set()
+                return {"ok": True}
+            return {"error": f"unknown op {op!r}"}
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                line = await reader.readline()
+                if line:
+                    try:
+                        reply = answer(json.loads(line))
+                    except Exception as e:
+                        reply = {"error": repr(e)}
+                    writer.write(json.dumps(reply).encode() + b"\n")
+                    await writer.drain()
+            finally:
+                writer.close()
+
+        ctl = await asyncio.start_server(handle, "127.0.0.1", 0)
+        watchdog = asyncio.create_task(orphan_watch(done))
+        port = ctl.sockets[0].getsockname()[1]
+        print(json.dumps({"url": server.url, "control": port, "pid": os.getpid()}), flush=True)
+        try:
+            await done.wait()
+        finally:
+            ctl.close()
+            await server.stop()
+            await store.close()
+            watchdog.cancel()  # only now: if orphaned, it exits hard should the stop hang
+
+
+# ---------------------------------------------------------------------------- load processes
+
+
+class BenchTable(Table):
+    """A client that records when it reaches each version, counts the bytes of Update
+    frames, and can be held offline (``gate``) so a reconnect starts when we say."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.times: list[tuple[int, float]] = []
+        self.update_bytes = 0
+        self.connect_started = 0.0
+        self.on_change(self._note)
+        session = self._session
+        receive = session.receive
+
+        def counting_receive(data: bytes) -> Any:
+            if len(data) > 1 and data[1] == UPDATE_TAG:
+                self.update_bytes += len(data)
+            return receive(data)
+
+        session.receive = counting_receive  # type: ignore[method-assign]
+
+    def _note(self, version: int) -> None:
+        self.times.append((version, time.monotonic()))
+
+    async def _connection(self) -> None:
+        await self.gate.wait()
+        self.connect_started = time.monotonic()
+        await super()._connection()
+
+    def counters(self) -> dict[str, int]:
+        return {**self.stats, "update_bytes": self.update_bytes}
+
+    def hold_time(self, version: int, after: float = -math.inf) -> float | None:
+        """When this client first held ``version`` (or later) at or after ``after``."""
+        for v, t in self.times:
+            if v >= version and t >= after:
+                return t
+        return None
+
+
+def diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def add_into(total: dict[str, int], part: dict[str, int]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+
+
+async def sleep_until(when: float) -> None:
+    delay = when - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class Load:
+    """One load-generator process: the clients of some tables, driven by JSON commands on
+    stdin, answering with one JSON line each on stdout."""
+
+    def __init__(self, url: str, control_port: int, tables: list[str]) -> None:
+        self.url = url
+        self.control_port = control_port
+        self.tables = tables
+        self.signer = TokenSigner(SECRET)
+        self.clients: dict[str, list[BenchTable]] = {}
+
+    def client(self, table: str, player: str, backoff: Backoff | None = None) -> BenchTable:
+        token = self.signer.issue(table, player, ttl=3600, now=time.time())
+        return BenchTable(
+            self.url, token, client_id=f"{table}-{player}", backoff=backoff, open_timeout=60
+        )
+
+    async def connect(self, tables: list[str], backoff: Backoff | None = None) -> float:
+        start = time.monotonic()
+        gate = asyncio.Semaphore(8)
+
+        async def one_table(t: str) -> None:
+            async with gate:
+                clients = []
+                for p in PLAYERS:
+                    c = self.client(t, p, backoff)
+                    await c.open()
+                    clients.append(c)
+                self.clients[t] = clients
+
+        await asyncio.gather(*(one_table(t) for t in tables))
+        return time.monotonic() - start
+
+    def counters(self, tables: list[str]) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for t in tables:
+            for c in self.clients[t]:
+                add_into(total, c.counters())
+        return total
+
+    async def fanout(self, t0: float, duration: int, n_tables: int) -> dict[str, Any]:
+        tables = self.tables
+        before = self.counters(tables)
+        sends: dict[str, list[tuple[int, float]]] = {t: [] for t in tables}
+        refused: list[str] = []
+
+        async def one(t: str, k: int) -> None:
+            c = self.clients[t][k % len(PLAYERS)]
+            sent = time.monotonic()
+            r = await asyncio.wait_for(c.act("add", {"text": f"message {k}"}), 15)
+            if r.ok:
+                sends[t].append((r.version, sent))
+            else:
+                refused.append(r.code)
+
+        schedule = sorted(
+            (t0 + int(t[3:]) / n_tables + k, t, k) for t in tables for k in range(duration)
+        )
+        tasks = []
+        for when, t, k in schedule:
+            await sleep_until(when)
+            tasks.append(asyncio.create_task(one(t, k)))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        await asyncio.sleep(1.0)  # the last updates reach every player
+        after = self.counters(tables)
+        rows: dict[str, list[list[Any]]] = {}
+        missing = 0
+        for t in tables:
+            rows[t] = []
+            for v, sent in sends[t]:
+                holds = [c.hold_time(v, sent) for c in self.clients[t]]
+                if any(h is None for h in holds):
+                    missing += 1
+                    rows[t].append([v, sent, None])
+                else:
+                    rows[t].append([v, sent, max(h for h in holds if h is not None)])
+        return {
+            "rows": rows,
+            "counters": diff(after, before),
+            "refused": refused,
+            "errors": errors[:5],
+            "n_errors": len(errors),
+            "missing": missing,
+        }
+
+    async def storm(self, tables: list[str], at: float) -> dict[str, Any]:
+        clients = [c for t in tables for c in self.clients[t]]
+        before = self.counters(tables)
+        for c in clients:
+            c.times.clear()
+        await sleep_until(at)
+        t0 = time.monotonic()
+        await asyncio.gather(*(c.drop() for c in clients))
+        dropped = time.monotonic()
+        deadline = t0 + 30
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            if all(c.connected for c in clients):
+                last = max((c.times[-1][1] for c in clients if c.times), default=t0)
+                if time.monotonic() - last > 0.5:
+                    break
+        server = await control(
+            self.control_port, {"op": "versions", "tables": tables, "players": PLAYERS}
+        )
+        failures: list[str] = []
+        holds = []
+        own: list[float] = []  # per client: its new connection opened -> its first state
+        for t in tables:
+            final = server[t]["version"]
+            for p, c in zip(PLAYERS, self.clients[t], strict=True):
+                held = c.hold_time(final, t0)
+                view = c.authoritative
+                good_hash = view is not None and state_hash(view) == server[t]["hashes"][p]
+                if held is None or c.version != final or not good_hash or not c.connected:
+                    failures.append(
+                        f"{t}/{p}: version {c.version} (server {final}), hash "
+                        f"{'ok' if good_hash else 'BAD'}, connected={c.connected}"
+                    )
+                else:
+                    holds.append(held)
+                    first = c.hold_time(0, c.connect_started)
+                    if first is not None:
+                        own.append(first - c.connect_started)
+        return {
+            "t0": t0,
+            "dropped": dropped,
+            "last_hold": max(holds, default=math.nan),
+            "last_connect": max((c.connect_started for c in clients), default=t0),
+            "own": own,
+            "clients": len(clients),
+            "failures": failures,
+            "counters": diff(self.counters(tables), before),
+        }
+
+    async def reconnect(self, reps: int, actions: int) -> dict[str, Any]:
+        if RECONNECT_TABLE not in self.clients:
+            # The dropping client reconnects without a backoff wait (its gate decides when).
+            await self.connect([RECONNECT_TABLE], Backoff(initial=0.001, maximum=0.001, jitter=0))
+        actor, dropper = self.clients[RECONNECT_TABLE][0], self.clients[RECONNECT_TABLE][1]
+        me = PLAYERS[1]
+        latencies: list[float] = []
+        served = {"delta": 0, "snapshot": 0}
+        failures: list[str] = []
+        resume_bytes: list[int] = []
+        refused = 0
+        for _ in range(reps):
+            dropper.gate.clear()
+            await dropper.drop()
+            results = await asyncio.gather(
+                *(actor.act("add", {"text": f"burst {i}"}) for i in range(actions))
+            )
+            refused += sum(not r.ok for r in results)
+            await actor.wait_for(lambda s: not s["seats"][me]["connected"], timeout=10)
+            await asyncio.sleep(0.02)  # the dropper is parked at its gate
+            before = dropper.counters()
+            dropper.times.clear()
+            held_before = dropper.version
+            t0 = time.monotonic()
+            dropper.gate.set()
+            # The server marks the seat connected before it subscribes the new connection, so
+            # the first state received after reconnecting is the server's current one.
+            await dropper.wait_for(
+                lambda s, v=held_before: dropper.version > v and s["seats"][me]["connected"],
+                timeout=10,
+            )
+            server = await control(
+                self.control_port,
+                {"op": "versions", "tables": [RECONNECT_TABLE], "players": [me]},
+            )
+            final = server[RECONNECT_TABLE]["version"]
+            await dropper.wait_for(lambda s, v=final: dropper.version >= v, timeout=10)
+            held = dropper.hold_time(final, t0)
+            view = dropper.authoritative
+            good = view is not None and state_hash(view) == server[RECONNECT_TABLE]["hashes"][me]
+            if held is None or dropper.version != final or not good:
+                failures.append(f"version {dropper.version} (server {final}), hash ok={good}")
+                continue
+            latencies.append(held - t0)
+            got = diff(dropper.counters(), before)
+            served["snapshot" if got["snapshots"] else "delta"] += 1
+            resume_bytes.append(got["bytes"])
+        return {
+            "latencies": latencies,
+            "served": served,
+            "failures": failures,
+            "refused": refused,
+            "resume_bytes": resume_bytes,
+            "desyncs": dropper.stats["desyncs"],
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(
+            *(c.close() for cs in self.clients.values() for c in cs), return_exceptions=True
+        )
+
+
+async def load_main(url: str, control_port: int, tables: list[str]) -> None:
+    raise_nofile()
+    watchdog = asyncio.create_task(orphan_watch())
+    load = Load(url, control_port, tables)
+    try:
+        while True:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                break
+            req = json.loads(line)
+            op = req["op"]
+            try:
+                if op == "connect":
+                    reply: Any = {"seconds": await load.connect(tables)}
+                elif op == "fanout":
+                    reply = await load.fanout(req["t0"], req["duration"], req["n_tables"])
+                elif op == "storm":
+                    reply = await load.storm(req["tables"], req["at"])
+                elif op == "reconnect":
+                    reply = await load.reconnect(req["reps"], req["actions"])
+                elif op == "close":
+                    await load.close()
+                    reply = {"ok": True}
+                else:
+                    reply = {"error": f"unknown op {op!r}"}
+            except Exception as e:
+                reply = {"error": f"{e!r}\n{traceback.format_exc()}"}
+            print(json.dumps(reply), flush=True)
+            if op == "close":
+                break
+    finally:
+        watchdog.cancel()
+        await load.close()
+
+
+# ---------------------------------------------------------------------------- orchestrator
+
+
+class Child:
+    """A child process speaking JSON lines on stdin/stdout (its stderr is ours)."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+
+    @classmethod
+    async def spawn(cls, name: str, *args: str) -> Child:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SCRIPT,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=2**26,
+        )
+        return cls(name, proc)
+
+    async def read(self, limit: float) -> Any:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), limit)
+        if not line:
+            raise RuntimeError(f"{self.name} exited (code {await self.proc.wait()})")
+        reply = json.loads(line)
+        if isinstance(reply, dict) and "error" in reply:
+            raise RuntimeError(f"{self.name}: {reply['error']}")
+        return reply
+
+    async def ask(self, request: dict[str, Any], limit: float) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+        await self.proc.stdin.drain()
+        return await self.read(limit)
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.proc.wait(), 10)
+
+
+async def ask_all(children: list[Child], request: dict[str, Any], limit: float) -> list[Any]:
+    return list(await asyncio.gather(*(c.ask(request, limit) for c in children)))
+
+
+async def with_progress(label: str, awaitable: Any, every: float = 5.0) -> Any:
+    """Await, printing ``label: N s`` every ``every`` seconds."""
+    task = asyncio.ensure_future(awaitable)
+    start = time.monotonic()
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every)
+        if done:
+            return task.result()
+        print(f"  {label}: {time.monotonic() - start:.0f} s", flush=True)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.2f} ms"
+
+
+def summary(
+    rows: list[tuple[str, str, str, str]], n_tables: int, duration: int, loaders: int
+) -> None:
+    print()
+    print(
+        f"networked play: {n_tables * len(PLAYERS):,} connections ({n_tables} tables x "
+        f"{len(PLAYERS)} players), 1 action/s per table for {duration} s; server and "
+        f"{loaders} load processes on {os.cpu_count()} cores"
+    )
+    if not rows:
+        return
+    width = max(len(r[0]) for r in rows)
+    for name, value, target, mark in rows:
+        print(f"  {name:<{width}}  {value}  [{target}] {mark}", flush=True)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    n_tables = args.tables or (20 if args.quick else 100)
+    duration = args.duration or (10 if args.quick else 30)
+    n_storm = min(n_tables, 20 if args.quick else 50)
+    reps = 30
+    names = [f"fan{i:03d}" for i in range(n_tables)]
+    per = math.ceil(n_tables / args.loaders)
+    groups = [names[i : i + per] for i in range(0, n_tables, per)]
+    children: list[Child] = []
+    server: Child | None = None
+    rows: list[tuple[str, str, str, str]] = []
+    status = 0
+    try:
+        print(f"server: starting (SQLite in a temp dir); {len(groups)} load processes", flush=True)
+        extra = ["--profile"] if args.profile else []
+        extra += ["--backlog", str(args.backlog)] if args.backlog else []
+        server = await Child.spawn("server", "--serve", *extra)
+        info = await server.read(60)
+        url, port = info["url"], info["control"]
+        await asyncio.sleep(0.5)
+        idle = await control(port, {"op": "stats"})
+        for i, group in enumerate(groups):
+            child = await Child.spawn(
+                f"load{i}", "--load", "--url", url, "--control", str(port), "--names", *group
+            )
+            children.append(child)
+        n_conn = n_tables * len(PLAYERS)
+        print(
+            f"fan-out: connecting {n_conn:,} clients ({n_tables} tables x {len(PLAYERS)})",
+            flush=True,
+        )
+        connected = await with_progress("connecting", ask_all(children, {"op": "connect"}, 300))
+        print(f"  connected in {max(r['seconds'] for r in connected):.1f} s", flush=True)
+        await asyncio.sleep(1.0)
+        loaded = await control(port, {"op": "stats"})
+        await asyncio.sleep(2.0)  # the idle cost of 1,000 open connections (pings, ticks)
+        idle_cpu = ((await control(port, {"op": "stats"}))["cpu"] - loaded["cpu"]) / 2.0
+        mem_kb = (loaded["rss_kb"] - idle["rss_kb"]) / max(1, loaded["connections"])
+
+        print(f"fan-out: 1 action/s per table for {duration} s", flush=True)
+        if args.profile:
+            await control(port, {"op": "profile_start"})
+        t0 = time.monotonic() + 1.0
+        go = await control(port, {"op": "stats"})
+        request = {"op": "fanout", "t0": t0, "duration": duration, "n_tables": n_tables}
+        fan = await with_progress("fan-out", ask_all(children, request, duration + 120))
+        end = await control(port, {"op": "stats"})
+        if args.profile:
+            prof = await control(port, {"op": "profile_stop"})
+            print(prof.get("text", ""))
+        flushes = await control(port, {"op": "flushes", "tables": names})
+        fan_lat, e2e_lat = [], []
+        counters: dict[str, int] = {}
+        missing = no_flush = n_refused = n_errors = 0
+        for part in fan:
+            add_into(counters, part["counters"])
+            missing += part["missing"]
+            n_refused += len(part["refused"])
+            n_errors += part["n_errors"]
+            for e in part["errors"]:
+                print(f"  error: {e}", flush=True)
+            for t, trows in part["rows"].items():
+                for v, sent, held in trows:
+                    if held is None:
+                        continue
+                    e2e_lat.append(held - sent)
+                    flushed = flushes[t].get(str(v))
+                    if flushed is None:
+                        no_flush += 1
+                    else:
+                        fan_lat.append(held - flushed)
+        updates = counters.get("updates", 0)
+        cpu_us = (end["cpu"] - go["cpu"]) / max(1, updates) * 1e6
+        p50, p99 = percentile(fan_lat, 50), percentile(fan_lat, 99)
+        e50, e99 = percentile(e2e_lat, 50), percentile(e2e_lat, 99)
+        fan_errors = (
+            missing + no_flush + n_refused + n_errors + counters.get("desyncs", 0)
+        ) + counters.get("reconnects", 0)
+        ok = p99 < FANOUT_P99_TARGET_MS / 1000 and fan_errors == 0 and bool(fan_lat)
+        status |= not ok
+        rows.append(
+            (
+                "fan-out: flush of v -> every player holds v, p50 / p99",
+                f"{ms(p50)} / {ms(p99)} (max {ms(max(fan_lat, default=math.nan))})",
+                f"p99 < {FANOUT_P99_TARGET_MS:g} ms",
+                verdict(ok),
+            )
+        )
+        rows.append(
+            (
+                "  same, from the actor's act() call (incl. commit), p50 / p99",
+                f"{ms(e50)} / {ms(e99)}",
+                "(info)",
+                "",
+            )
+        )
+        ok = cpu_us < CPU_PER_UPDATE_TARGET_US
+        status |= not ok
+        rows.append(
+            (
+                "server CPU per delivered update",
+                f"{cpu_us:.1f} us ({end['cpu'] - go['cpu']:.2f} s CPU, of which user "
+                f"{end['user'] - go['user']:.2f} s, / {updates:,}; idle server: "
+                f"{idle_cpu * 1000:.0f} ms CPU/s)",
+                f"< {CPU_PER_UPDATE_TARGET_US:g} us",
+                verdict(ok),
+            )
+        )
+        ok = mem_kb < MEM_PER_CONN_TARGET_KB
+        status |= not ok
+        rows.append(
+            (
+                "server memory per connection",
+                f"{mem_kb:.1f} KB ({idle['rss_kb'] / 1024:.0f} -> "
+                f"{loaded['rss_kb'] / 1024:.0f} MB, {loaded['connections']:,} conns)",
+                f"< {MEM_PER_CONN_TARGET_KB:g} KB",
+                verdict(ok),
+            )
+        )
+        sent_bytes = end["bytes_sent"] - go["bytes_sent"]
+        rows.append(
+            (
+                "bytes per delivered update: Update frames / all frames",
+                f"{counters.get('update_bytes', 0) / max(1, updates):.1f} / "
+                f"{counters.get('bytes', 0) / max(1, updates):.1f} B "
+                f"(server sent {sent_bytes / max(1, updates):.1f})",
+                "(info)",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "delivered updates; errors",
+                f"{updates:,} ({len(fan_lat):,} versions); missing={missing} "
+                f"refused={n_refused} exceptions={n_errors} desyncs={counters.get('desyncs', 0)} "
+                f"reconnects={counters.get('reconnects', 0)} no_flush_time={no_flush}",
+                "0 errors",
+                verdict(fan_errors == 0),
+            )
+        )
+        print(
+            f"  fan-out p99 {ms(p99)}, CPU/update {cpu_us:.1f} us, mem/conn {mem_kb:.1f} KB",
+            flush=True,
+        )
+
+        storm_tables = names[:: max(1, n_tables // n_storm)][:n_storm]  # spread over loaders
+        print(f"storm: {n_storm * len(PLAYERS)} clients drop at once and reconnect", flush=True)
+        if args.profile:
+            await control(port, {"op": "profile_start"})
+        tcp_before = tcp_counters()
+        at = time.monotonic() + 0.5
+        storm = await asyncio.gather(
+            *(
+                c.ask({"op": "storm", "tables": [t for t in storm_tables if t in g], "at": at}, 120)
+                for c, g in zip(children, groups, strict=True)
+            )
+        )
+        tcp = diff(tcp_counters(), tcp_before)
+        if args.profile:
+            prof = await control(port, {"op": "profile_stop"})
+            print(prof.get("text", ""))
+        storm = [s for s in storm if s["clients"]]
+        own = [x for s in storm for x in s["own"]]
+        s0 = min(s["t0"] for s in storm)
+        last = max(s["last_hold"] for s in storm)
+        storm_s = last - s0
+        last_connect = max(s["last_connect"] for s in storm)
+        failures = [f for s in storm for f in s["failures"]]
+        sc: dict[str, int] = {}
+        for s in storm:
+            add_into(sc, s["counters"])
+        ok = storm_s < STORM_TARGET_S and not failures and sc.get("desyncs", 0) == 0
+        status |= not ok
+        rows.append(
+            (
+                f"storm: {sum(s['clients'] for s in storm)} clients drop -> all hold server state",
+                f"{storm_s:.3f} s (last reconnect began at +{last_connect - s0:.3f} s; "
+                f"per client, new connection -> first state p50 {ms(percentile(own, 50))}, "
+                f"p99 {ms(percentile(own, 99))});"
+                f" failures={len(failures)} desyncs={sc.get('desyncs', 0)}; resumed by "
+                f"snapshot {sc.get('snapshots', 0)}, by delta "
+                f"{sc.get('reconnects', 0) - sc.get('snapshots', 0)}",
+                f"< {STORM_TARGET_S:g} s, 0 failures",
+                verdict(ok),
+            )
+        )
+        rows.append(
+            (
+                "  TCP during the storm (system-wide counters)",
+                ", ".join(f"{k} {v}" for k, v in tcp.items())
+                + f"; server listen backlog {args.backlog or 'default (1,024)'}",
+                "(info)",
+                "",
+            )
+        )
+        for f in failures[:10]:
+            print(f"  storm failure: {f}", flush=True)
+        print(f"  storm: {storm_s:.3f} s, {len(failures)} failures", flush=True)
+
+        for actions, target in ((1000, True), (100, False)):
+            print(f"reconnect: {reps} x (drop, {actions:,} actions, reconnect)", flush=True)
+            rc = await with_progress(
+                "reconnect",
+                children[0].ask({"op": "reconnect", "reps": reps, "actions": actions}, 600),
+            )
+            lat = rc["latencies"]
+            r50, r99 = percentile(lat, 50), percentile(lat, 99)
+            bad = len(rc["failures"]) + rc["refused"] + rc["desyncs"]
+            served = ", ".join(f"{k} {v}" for k, v in rc["served"].items())
+            mean_bytes = sum(rc["resume_bytes"]) / max(1, len(rc["resume_bytes"]))
+            label = f"reconnect after {actions:,} actions: p50 / p99"
+            if target:
+                ok = r99 < RECONNECT_P99_TARGET_MS / 1000 and bad == 0 and bool(lat)
+                status |= not ok
+            rows.append(
+                (
+                    label,
+                    f"{ms(r50)} / {ms(r99)} (max {ms(max(lat, default=math.nan))}); served by "
+                    f"{served}; {mean_bytes:.0f} B received; failures={bad}",
+                    f"p99 < {RECONNECT_P99_TARGET_MS:g} ms" if target else "(info)",
+                    verdict(ok) if target else "",
+                )
+            )
+            for f in rc["failures"][:5]:
+                print(f"  reconnect failure: {f}", flush=True)
+            print(f"  reconnect: p99 {ms(r99)}, served by {served}", flush=True)
+    finally:
+        print("tearing down", flush=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(*(c.ask({"op": "close"}, 30) for c in children)), 40
+            )
+        for c in children:
+            await c.kill()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await control(port, {"op": "stop"}, 5)
+                await asyncio.wait_for(server.proc.wait(), 20)
+            await server.kill()
+        summary(rows, n_tables, duration, len(groups))
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 tables for 10 s")
+    parser.add_argument("--tables", type=int, default=0, help="tables of 10 players (fan-out)")
+    parser.add_argument("--duration", type=int, default=0, help="fan-out seconds")
+    parser.add_argument("--loaders", type=int, default=2, help="load-generator processes")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the server during the fan-out"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="listen backlog of the server socket (default: Server.start's 1,024)",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--control", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--names", nargs="*", default=[], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        asyncio.run(serve_main(args.profile, args.backlog))
+        return 0
+    if args.load:
+        asyncio.run(load_main(args.url, args.control, args.names))
+        return 0
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
