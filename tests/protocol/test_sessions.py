@@ -385,3 +385,30 @@ def test_holdem_clients_stay_in_sync_over_many_actions() -> None:
         for c in clients.values()
         for e in h.events[id(c)]
     )
+
+
+def test_an_action_sent_during_a_resync_is_applied_once_and_the_snapshot_includes_it() -> None:
+    h = Harness()
+    ann, bob = ClientSession("tok-ann", "ann-c"), ClientSession("tok-bob", "bob-c")
+    server_a = h.connect(ann)
+    h.connect(bob)
+    h.act(ann, "place", {"cell": 4})
+    h.act(bob, "place", {"cell": 0})
+    # ann's next update is corrupted: she asks for a snapshot and, before it arrives, acts.
+    [dropped] = h.table.submit_nowait([PlayerAction("bob", "$system", 3, 2, "$disconnect")])
+    assert dropped.ok  # version 3: a change ann has not seen yet
+    server_a.update(h.table.sync(server_a.version, player_id="ann"), now=h.now)
+    [data] = server_a.data_to_send()
+    m = decode_server(data)
+    assert isinstance(m, Update)
+    [event] = ann.receive(encode(Update(m.base_version, m.version, m.epoch, b"\x01" * 16, m.delta)))
+    assert isinstance(event, Desynced)
+    seq = ann.act("place", {"cell": 8})
+    resync_and_act = ann.data_to_send()
+    assert len(resync_and_act) == 2  # Resync, then the Act, in that order
+    h.to_server(server_a, ann, resync_and_act)
+    [result] = [e for e in h.events[id(ann)] if isinstance(e, ActionResult) and e.seq == seq]
+    assert result.ok and not result.duplicate and h.table.version == 4
+    in_sync(h, ann)
+    assert ann.authoritative is not None and ann.authoritative["game"]["board"][8] is not None
+    assert ann.stats["desyncs"] == 1 and ann.pending == {}
