@@ -67,3 +67,19 @@ def test_an_all_public_delta_is_split_without_copying() -> None:
     assert split_delta(d)[0] is d  # type: ignore[index]
     with_secret = Delta((Set(("game", "x"), 1), Set(("secret",), {})))
     assert split_delta(with_secret) == (Delta((Set(("game", "x"), 1),)), {})
+
+
+def test_filter_delta_filters_a_whole_replacement_it_keeps() -> None:
+    # An op that is kept but narrowed (a root or "players" Set) must not let the
+    # unfiltered delta through just because no op was dropped.
+    from statesync.delta import Delta
+    from statesync.ops import Set
+    from statesync.views import filter_delta
+
+    state = {"game": 1, "seats": {}, "players": {"a": {"x": 1}, "b": {"x": 2}}, "secret": 5}
+    out = filter_delta(Delta((Set((), state),)), "a")
+    assert out.ops == (Set((), {"game": 1, "seats": {}, "players": {"a": {"x": 1}}}),)
+    out = filter_delta(Delta((Set(("players",), state["players"]),)), "a")
+    assert out.ops == (Set(("players",), {"a": {"x": 1}}),)
+    public = Delta((Set(("game",), 2), Set(("players", "a", "x"), 3)))
+    assert filter_delta(public, "a") is public

@@ -137,6 +137,7 @@ class StateSynchronizer:
         self._unsaved: list[LogRecord] = []
         self._busy = False
         self._public_part: tuple[dict[str, Any], int] | None = None
+        self._since_memo: tuple[Any, ...] | None = None
         self.fenced = False
         """True once the store refused a write because another writer owns the table: this
         object is stale, every submit is refused, and the owner must :meth:`load` again."""
@@ -434,10 +435,28 @@ class StateSynchronizer:
             return StateDelta(
                 client_version, self.version, EMPTY, self.view_hash(player_id), self.epoch
             )
-        entries = self.history.since(client_version)
-        deltas = [filter_delta(e.delta, player_id) for e in entries]
-        approx = sum(e.size for e in entries)
-        delta = deltas[0] if len(deltas) == 1 else squash(deltas)
+        # Every subscriber group of one flush asks for the same range (only the viewer
+        # differs): slice the history once. The entries of a range are fixed by the history
+        # object, the epoch and the current version (a rollback starts a new epoch; a replica
+        # that jumps gets a new History), so the memo cannot serve another table's past.
+        history, version = self.history, self.version
+        memo = self._since_memo
+        if (
+            memo is not None
+            and memo[0] is history
+            and memo[1] == version
+            and memo[2] == self.epoch
+            and memo[3] == client_version
+        ):
+            entries, approx = memo[4], memo[5]
+        else:
+            entries = history.since(client_version)
+            approx = sum(e.size for e in entries)
+            self._since_memo = (history, version, self.epoch, client_version, entries, approx)
+        if len(entries) == 1:
+            delta = filter_delta(entries[0].delta, player_id)
+        else:
+            delta = squash([filter_delta(e.delta, player_id) for e in entries])
         if approx > 512:
             snap_size = len(_sizer.encode(self.view(player_id)))
             if len(_sizer.encode(_ops_value(delta))) >= snap_size:

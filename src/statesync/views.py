@@ -43,8 +43,30 @@ def filter_delta(delta: Delta, viewer: Viewer) -> Delta:
     """
     if viewer is FULL:
         return delta
-    out = [f for op in delta.ops if (f := filter_op(op, viewer)) is not None]  # type: ignore[arg-type]
-    if len(out) == len(delta.ops):
+    ops = delta.ops
+    out: list[Op] = []
+    kept = 0
+    for op in ops:
+        path = op.path
+        # Inline fast paths for the common cases (a public section, a player's own part);
+        # everything else goes through filter_op.
+        if path:
+            section = path[0]
+            if section == "game" or section == "seats":
+                out.append(op)
+                kept += 1
+                continue
+            if section == "players" and len(path) > 1:
+                if path[1] == viewer:
+                    out.append(op)
+                    kept += 1
+                continue
+        f = filter_op(op, viewer)  # type: ignore[arg-type]
+        if f is not None:
+            out.append(f)
+            if f is op:
+                kept += 1
+    if kept == len(ops):
         return delta
     return Delta(tuple(out))
 

@@ -352,13 +352,17 @@ class Connection:
             self.metrics.inc("actions_rejected_total")
 
     async def _write_loop(self) -> None:
+        wake = self._wake
         try:
             while True:
-                await self._wake.wait()
-                self._wake.clear()
+                await wake.wait()
+                wake.clear()
                 await self._pump()
                 if self._peer_gone or self._close_code is not None:
                     break
+                # _pump returned without awaiting after its last check, so whatever set the
+                # event meanwhile has been served: do not go round once more for nothing.
+                wake.clear()
             if not self._peer_gone:
                 code = self._close_code or codes.INTERNAL
                 await self.ws.close(_CLOSE_CODES.get(code, 1008), code)
@@ -373,16 +377,20 @@ class Connection:
     async def _pump(self) -> None:
         """Send frames and drain the outbox until both are empty."""
         session = self.session
+        send = self.ws.send
+        inc = self.metrics.inc
+        outbox = self._outbox
         while not self._peer_gone:
-            if self._frames:
-                frames, self._frames = self._frames, []
+            frames = self._frames
+            if frames:
+                self._frames = []
                 for frame in frames:
-                    await self.ws.send(frame)
-                    self.metrics.inc("messages_sent_total")
-                    self.metrics.inc("bytes_sent_total", len(frame))
+                    await send(frame)
+                    inc("messages_sent_total")
+                    inc("bytes_sent_total", len(frame))
                 continue
-            if self._outbox and self._close_code is None:
-                self._deliver(self._outbox.popleft())
+            if outbox and self._close_code is None:
+                self._deliver(outbox.popleft())
                 continue
             if self._shutdown and self._close_code is None:
                 session.close(codes.SHUTDOWN, "the server is shutting down", now=self._clock())
@@ -392,28 +400,35 @@ class Connection:
             return
 
     def _deliver(self, item: StateDelta | StateSnapshot | _ResultItem) -> None:
-        session, sub, now = self.session, self._sub, self._clock()
+        """Have the session encode one outbox item; its frames join :attr:`_frames` (the
+        writer sends them next, so nothing here needs to wake it)."""
+        session, now = self.session, self._clock()
         if isinstance(item, _ResultItem):
             session.result(item.seq, item.outcome, now=now)
-            self._collect()
-            return
-        self._queued_updates -= 1
-        if isinstance(item, StateSnapshot):
-            self._awaiting_snapshot = False
-            session.snapshot(item, now=now)
-        elif not self._awaiting_snapshot:
-            if item.base_version != session.version:
-                self._need_snapshot()  # would leave a gap: heal with a snapshot
-            else:
-                try:
-                    session.update(item, now=now)
-                except WireError:
-                    self.metrics.inc("resyncs_total")
-                    self._need_snapshot()
-        self._collect()
-        drained = self._queued_updates <= self.limits.send_queue_max // 2
-        if sub is not None and sub.lagging and drained:
-            sub.resume()
+        else:
+            self._queued_updates -= 1
+            if isinstance(item, StateSnapshot):
+                self._awaiting_snapshot = False
+                session.snapshot(item, now=now)
+            elif not self._awaiting_snapshot:
+                if item.base_version != session.version:
+                    self._need_snapshot()  # would leave a gap: heal with a snapshot
+                else:
+                    try:
+                        session.update(item, now=now)
+                    except WireError:
+                        self.metrics.inc("resyncs_total")
+                        self._need_snapshot()
+            sub = self._sub
+            if (
+                sub is not None
+                and sub.lagging
+                and self._queued_updates <= self.limits.send_queue_max // 2
+            ):
+                sub.resume()
+        frames = session.data_to_send()
+        if frames:
+            self._frames.extend(frames)
 
     def _need_snapshot(self) -> None:
         self._awaiting_snapshot = True

@@ -95,19 +95,30 @@ class Metrics:
     counter or histogram cannot take (negative, not finite).
     """
 
-    __slots__ = ("_histograms", "_values")
+    __slots__ = ("_histograms", "_plain", "_values")
 
     def __init__(self) -> None:
         self._values: dict[str, dict[tuple[str, ...], Number]] = {}
         self._histograms: dict[str, _Histogram] = {}
+        self._plain: dict[str, dict[tuple[str, ...], Number]] = {}
+        """The series of every counter and gauge without labels (``inc``'s fast path)."""
         for name, spec in _SPECS.items():
             if spec.kind == "histogram":
                 self._histograms[name] = _Histogram()
             else:
                 self._values[name] = {} if spec.labels else {(): 0}
+                if not spec.labels:
+                    self._plain[name] = self._values[name]
 
     def inc(self, name: str, value: Number = 1, **labels: str) -> None:
         """Add ``value`` to a counter (``value >= 0``) or a gauge (any finite value)."""
+        if not labels and type(value) is int and value >= 0:
+            # Fast path (the server's hot loop): an unlabelled series and a non-negative int,
+            # valid for a counter and a gauge alike, so there is nothing else to check.
+            series = self._plain.get(name)
+            if series is not None:
+                series[()] += value
+                return
         spec = _spec(name, "counter", "gauge")
         _check_number(name, value, negative_ok=spec.kind == "gauge")
         key = _label_key(name, spec, labels)
