@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from statesync.errors import HistoryTruncatedError, VersionError
@@ -103,14 +104,19 @@ class History:
                 expected=self.head_version,
                 actual=version,
             )
-        skip = version - self._base
-        return list(self._entries)[skip:]
+        wanted = self.head_version - version
+        if wanted == 0:
+            return []
+        # Copy only the tail asked for (usually a few entries), not the whole deque.
+        out = list(islice(reversed(self._entries), wanted))
+        out.reverse()
+        return out
 
     def entry(self, version: int) -> HistoryEntry:
         """The entry that created ``version``."""
-        for e in self.since(version - 1)[:1]:
-            return e
-        raise HistoryTruncatedError(f"no entry for version {version}", actual=version)
+        if not self._base < version <= self.head_version:
+            raise HistoryTruncatedError(f"no entry for version {version}", actual=version)
+        return self._entries[version - self._base - 1]
 
     def truncate_after(self, version: int) -> list[HistoryEntry]:
         """Drop and return (newest first) the entries after ``version`` (for rollback)."""
