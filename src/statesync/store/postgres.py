@@ -54,7 +54,14 @@ import asyncpg
 from statesync.errors import FencedError, StoreError, TableExistsError, TableNotFoundError
 from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.storage import RetentionPolicy, StoredTable, TableInfo
-from statesync.store.rows import LOG_COLUMNS, check_consecutive, check_fence, log_row, to_record
+from statesync.store.rows import (
+    LOG_COLUMNS,
+    check_consecutive,
+    check_fence,
+    log_row,
+    take_batch,
+    to_record,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -335,16 +342,8 @@ class PostgresStore:
                 job = await self._queue.get()
                 if job is None:
                     break
-                batch = [job]
-                while self.group_commit and len(batch) < self.max_batch:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
+                limit = self.max_batch if self.group_commit else 1
+                batch, stop = take_batch(job, self._queue.get_nowait, asyncio.QueueEmpty, limit)
                 try:
                     await self._execute(batch)
                 except Exception as e:  # a bug: fail the batch, keep the writer alive

@@ -5,13 +5,15 @@ every store applies."""
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from statesync.errors import FencedError
 from statesync.records import LogRecord, decode_action, decode_delta
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+J = TypeVar("J")
 
 LOG_COLUMNS = "version, epoch, action, delta, hash, ts"
 """The log columns :func:`to_record` reads, in order."""
@@ -71,3 +73,21 @@ def check_fence(table_id: str, current: int, head: int, epoch: int, first: int |
             epoch=current,
         )
     return head
+
+
+def take_batch(
+    first: J, get_nowait: Callable[[], J | None], empty: type[Exception], limit: int
+) -> tuple[list[J], bool]:
+    """Group commit: ``first`` plus every job already waiting (``get_nowait`` until it raises
+    ``empty``), at most ``limit`` in all. Returns the batch and whether the stop sentinel
+    (``None``) was met."""
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            nxt = get_nowait()
+        except empty:
+            break
+        if nxt is None:
+            return batch, True
+        batch.append(nxt)
+    return batch, False

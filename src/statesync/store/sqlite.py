@@ -33,7 +33,13 @@ from statesync.errors import FencedError, StoreError, TableExistsError, TableNot
 from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.storage import RetentionPolicy, StoredTable, TableInfo
 from statesync.store.rows import LOG_COLUMNS as _LOG_COLUMNS
-from statesync.store.rows import check_consecutive, check_fence, log_row, to_record
+from statesync.store.rows import (
+    check_consecutive,
+    check_fence,
+    log_row,
+    take_batch,
+    to_record,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -156,16 +162,8 @@ class SQLiteStore:
             job = self._queue.get()
             if job is None:
                 break
-            batch = [job]
-            while self.group_commit and len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
+            limit = self.max_batch if self.group_commit else 1
+            batch, stop = take_batch(job, self._queue.get_nowait, queue.Empty, limit)
             self._execute(conn, batch)
         conn.close()
 
