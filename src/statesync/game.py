@@ -70,7 +70,7 @@ class Game:
 
     Rules must be deterministic: use ``ctx.rng`` for randomness, never the clock, and never
     iterate a dict or set where the order could differ between runs in a way that changes the
-    result (dicts restored from storage come back with sorted keys).
+    result (stores keep dict order, but the hash ignores it and other clients may not).
     """
 
     name: ClassVar[str] = "game"
