@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from statesync.actions import Accepted
-from statesync.delta import apply_ops
-from statesync.errors import PatchError
+from statesync.errors import HashMismatchError, StateSyncError
+from statesync.snapshot import StateDelta
 from statesync.synchronizer import StateSynchronizer
 
 if TYPE_CHECKING:
@@ -83,12 +83,15 @@ def replay(
     for i, r in enumerate(stored.records):
         if progress is not None and i % 1000 == 0:
             progress(i, total)
-        if r.action is None:
+        if r.action is None:  # a replica's delta: apply it (the hash is checked below)
             try:
-                table._state = apply_ops(table._state, r.delta.ops, hasher=table._hasher)  # type: ignore[assignment]
-            except PatchError as e:
+                table.apply(StateDelta(table.version, r.version, r.delta, r.hash, table.epoch))
+            except HashMismatchError as e:
+                return _report(
+                    stored, checked, Divergence(r.version, r.hash, e.actual_hash, "hash differs")
+                )
+            except StateSyncError as e:
                 return _report(stored, checked, Divergence(r.version, r.hash, None, str(e)))
-            table.version = r.version
         else:
             [outcome] = table.submit_nowait([r.action])
             if not isinstance(outcome, Accepted) or outcome.duplicate:

@@ -96,40 +96,84 @@ class StateSynchronizer:
         checkpoint_every: int = 1000,
         retention: RetentionPolicy | None = None,
     ) -> None:
-        self.game = game
-        self.table_id = table_id
-        self.seed = seed
-        self.config = check_value(config)
-        self.store = store
-        self._clock = clock
-        self.epoch = 0
-        self._fork_version = 0
-        self.version = 0
-        self.history = History(max_versions=history_versions, max_bytes=history_bytes)
-        self.dedupe = Dedupe(dedupe_window)
-        self.stats: dict[str, int] = {"accepted": 0, "rejected": 0, "duplicates": 0}
-        self._client_owner: dict[str, str] = {}
-        self._viewer: str | None = None
-        self._keep_history = True
-        self._players: tuple[Any, tuple[str, ...]] | None = None
+        config = check_value(config)
         seated = sorted(set(players))
-        setup = game.setup(seated, self.config, Rng.derive(seed, 0))
+        setup = game.setup(seated, config, Rng.derive(seed, 0))
         state: dict[str, Any] = {
             "game": setup.get("game"),
             "seats": {p: {"connected": True} for p in seated},
             "players": {p: setup.get("players", {}).get(p, {}) for p in seated},
             "secret": setup.get("secret"),
         }
-        self._state: dict[str, Any] = check_value(copy_value(state))  # type: ignore[assignment]
-        self._hasher = IncrementalHash(self._state)
-        self.durable_version = 0
-        self._init_persistence(checkpoint_every, 0, retention)
+        state = check_value(copy_value(state))  # type: ignore[assignment]
+        self._init(
+            game=game,
+            table_id=table_id,
+            seed=seed,
+            config=config,
+            store=store,
+            clock=clock,
+            epoch=0,
+            fork_version=0,
+            version=0,
+            history=History(max_versions=history_versions, max_bytes=history_bytes),
+            dedupe=Dedupe(dedupe_window),
+            owners={},
+            viewer=None,
+            keep_history=True,
+            state=state,
+            hasher=IncrementalHash(state),
+            checkpoint_every=checkpoint_every,
+            checkpoint_version=0,
+            retention=retention,
+        )
 
-    def _init_persistence(
-        self, checkpoint_every: int, checkpoint_version: int, retention: RetentionPolicy | None
+    def _init(
+        self,
+        *,
+        game: Game,
+        table_id: str,
+        seed: int,
+        config: Value,
+        store: Store | None,
+        clock: Callable[[], float] | None,
+        epoch: int,
+        fork_version: int,
+        version: int,
+        history: History,
+        dedupe: Dedupe,
+        owners: dict[str, str],
+        viewer: str | None,
+        keep_history: bool,
+        state: dict[str, Any],
+        hasher: IncrementalHash,
+        checkpoint_every: int,
+        checkpoint_version: int,
+        retention: RetentionPolicy | None,
     ) -> None:
+        """Every attribute, in one place (shared by the constructor, :meth:`from_snapshot`
+        and :meth:`restore`)."""
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be positive")
+        self.game = game
+        self.table_id = table_id
+        self.seed = seed
+        self.config = config
+        self.store = store
+        self._clock = clock
+        self.epoch = epoch
+        self._fork_version = fork_version
+        self.version = version
+        self.durable_version = version
+        self.history = history
+        self.dedupe = dedupe
+        self.stats: dict[str, int] = {"accepted": 0, "rejected": 0, "duplicates": 0}
+        self._client_owner = owners
+        self._viewer = viewer
+        self._keep_history = keep_history
+        self._players: tuple[Any, tuple[str, ...]] | None = None
+        self._state = state
+        self._hasher = hasher
         self.checkpoint_every = checkpoint_every
         self.retention = retention
         """When set, the store is compacted by this policy after every checkpoint."""
@@ -175,28 +219,30 @@ class StateSynchronizer:
                 version=snapshot.version,
             )
         self = cls.__new__(cls)
-        self.game = game if game is not None else Game()
-        self.table_id = "replica"
-        self.seed = seed
-        self.config = check_value(config)
-        self.store = store
-        self._clock = clock
-        self.epoch = snapshot.epoch
-        self._fork_version = 0
-        self.version = snapshot.version
-        self.history = History(
-            max_versions=history_versions, max_bytes=history_bytes, start=snapshot.version
+        copied: dict[str, Any] = copy_value(state)  # type: ignore[assignment]
+        self._init(
+            game=game if game is not None else Game(),
+            table_id="replica",
+            seed=seed,
+            config=check_value(config),
+            store=store,
+            clock=clock,
+            epoch=snapshot.epoch,
+            fork_version=0,
+            version=snapshot.version,
+            history=History(
+                max_versions=history_versions, max_bytes=history_bytes, start=snapshot.version
+            ),
+            dedupe=Dedupe(),
+            owners={},
+            viewer=snapshot.viewer,
+            keep_history=keep_history or game is not None,
+            state=copied,
+            hasher=IncrementalHash(copied),
+            checkpoint_every=1000,
+            checkpoint_version=snapshot.version,
+            retention=None,
         )
-        self.dedupe = Dedupe()
-        self.stats = {"accepted": 0, "rejected": 0, "duplicates": 0}
-        self._client_owner = {}
-        self._viewer = snapshot.viewer
-        self._keep_history = keep_history or game is not None
-        self._players = None
-        self._state = copy_value(state)  # type: ignore[assignment]
-        self._hasher = IncrementalHash(self._state)
-        self.durable_version = snapshot.version
-        self._init_persistence(1000, snapshot.version, None)
         return self
 
     @classmethod
@@ -323,26 +369,27 @@ class StateSynchronizer:
                 dedupe.record(a.client_id, a.seq, Accepted(a, r.version))
             version = r.version
         self = cls.__new__(cls)
-        self.game = game
-        self.table_id = meta.table_id
-        self.seed = meta.seed
-        self.config = meta.config
-        self.store = store
-        self._clock = clock
-        self.epoch = stored.epoch
-        self._fork_version = stored.fork_version
-        self.version = version
-        self.history = history
-        self.dedupe = dedupe
-        self.stats = {"accepted": 0, "rejected": 0, "duplicates": 0}
-        self._client_owner = owners
-        self._viewer = None
-        self._keep_history = True
-        self._players = None
-        self._state = state
-        self._hasher = hasher
-        self.durable_version = version
-        self._init_persistence(checkpoint_every, cp.version, retention)
+        self._init(
+            game=game,
+            table_id=meta.table_id,
+            seed=meta.seed,
+            config=meta.config,
+            store=store,
+            clock=clock,
+            epoch=stored.epoch,
+            fork_version=stored.fork_version,
+            version=version,
+            history=history,
+            dedupe=dedupe,
+            owners=owners,
+            viewer=None,
+            keep_history=True,
+            state=state,
+            hasher=hasher,
+            checkpoint_every=checkpoint_every,
+            checkpoint_version=cp.version,
+            retention=retention,
+        )
         return self
 
     async def _compact(self, store: Store, policy: RetentionPolicy) -> None:

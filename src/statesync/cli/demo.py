@@ -75,8 +75,7 @@ async def run_demo(
     returns the summary counters."""
     out = sys.stdout if out is None else out
     names = [f"bot{i}" for i in range(players)]
-    taken = {t.table_id for t in await store.tables()}
-    table_id = next(f"demo-{n}" for n in range(1, len(taken) + 2) if f"demo-{n}" not in taken)
+    table_id = await new_table_id(store)
     table = await StateSynchronizer.create(
         Holdem(),
         store,
@@ -99,7 +98,7 @@ async def run_demo(
         choices = legal_actions(table.state, actor)
         if not choices:
             break
-        kind, payload = _pick(rng, choices)
+        kind, payload = pick(rng, choices)
         r = replicas[actor]
         r.seq += 1
         outcome = (
@@ -154,7 +153,13 @@ async def run_demo(
 _WEIGHTS = {"check": 6, "call": 6, "fold": 2, "bet": 2, "raise": 1, "all_in": 0}
 
 
-def _pick(rng: Rng, choices: list[tuple[str, Any]]) -> tuple[str, Any]:
+async def new_table_id(store: Store) -> str:
+    """The first free ``demo-N`` table id in ``store``."""
+    taken = {t.table_id for t in await store.tables()}
+    return next(f"demo-{n}" for n in range(1, len(taken) + 2) if f"demo-{n}" not in taken)
+
+
+def pick(rng: Rng, choices: list[tuple[str, Any]]) -> tuple[str, Any]:
     """A scripted bot: mostly checks and calls, sometimes bets, folds or raises, and goes all
     in only when nothing else is legal (so a demo table lasts many hands)."""
     weighted = [c for c in choices for _ in range(_WEIGHTS.get(c[0], 1))] or choices

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from statesync.cli.demo import new_table_id, pick
 from statesync.client import connect
 from statesync.games.holdem import Holdem, legal_actions
 from statesync.rng import Rng
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from statesync.storage import Store
 
 GAME_REF = "statesync.games.holdem:Holdem"
-_WEIGHTS = {"check": 6, "call": 6, "fold": 2, "bet": 2, "raise": 1, "all_in": 0}
 
 
 @dataclass
@@ -67,10 +67,7 @@ async def run_net_demo(
     """Play ``hands`` hands with ``players`` bots over real WebSockets; see the module doc."""
     out = sys.stdout if out is None else out
     report = DemoReport()
-    taken = {t.table_id for t in await store.tables()}
-    report.table_id = next(
-        f"demo-{n}" for n in range(1, len(taken) + 2) if f"demo-{n}" not in taken
-    )
+    report.table_id = await new_table_id(store)
     signer = TokenSigner(secrets.token_bytes(32))
     names = [f"bot{i}" for i in range(players)]
     server = Server(Holdem(), store, signer, game_ref=GAME_REF)
@@ -145,8 +142,7 @@ async def _bot(
         if not choices:
             await asyncio.sleep(0)
             continue
-        weighted = [c for c in choices for _ in range(_WEIGHTS.get(c[0], 1))] or choices
-        kind, payload = rng.choice(weighted)
+        kind, payload = pick(rng, choices)
         if rng.random() < drop_rate:
             report.drops += 1
             await table.drop()  # a network failure: the client reconnects by itself
