@@ -459,18 +459,34 @@ async def test_a_store_failure_refuses_the_batch_and_the_actor_carries_on() -> N
     await actor.stop()
 
 
-async def test_a_lost_acknowledgement_is_healed_by_a_reload() -> None:
+async def test_a_lost_acknowledgement_is_answered_from_the_store() -> None:
+    """The store committed but reported a failure: the actor reloads and finds the action in
+    the log, so the answer is the truth (accepted, at its version), never "not applied"."""
     faulty = FaultyStore(MemoryStore())
     actor = await tictactoe(faulty)
+    box = Outbox()
+    actor.subscribe("bob", send=box.send)
+    await actor.drain()
     faulty.lose_next_ack()
     lost = await actor.act(place("alice", 1, 0))  # committed, but reported as failed
-    assert isinstance(lost, Rejected) and lost.code == reasons.STORE_UNAVAILABLE
-    again = await actor.act(place("alice", 1, 0))  # fenced: the store's head is ahead
+    assert isinstance(lost, Accepted) and lost.version == 1
+    assert actor.stats["reloads"] == 1 and actor.stats["recovered"] == 1
     await actor.drain()
-    assert isinstance(again, Rejected) and actor.stats["reloads"] == 1
-    third = await actor.act(place("alice", 1, 0))
-    assert isinstance(third, Accepted) and third.duplicate and third.version == 1
+    assert actor.sync.version == 1 and box.items[-1].version == 1  # the table moved on
+    again = await actor.act(place("alice", 1, 0))  # a re-send is a duplicate
+    assert isinstance(again, Accepted) and again.duplicate and again.version == 1
+    assert (await actor.act(place("bob", 1, 4, base=1))).ok
     await actor.stop()
+
+
+async def test_a_failed_write_is_answered_not_applied_after_checking_the_store() -> None:
+    faulty = FaultyStore(MemoryStore())
+    actor = await tictactoe(faulty)
+    faulty.fail_next(1)  # fails before reaching the store
+    refused = await actor.act(place("alice", 1, 0))
+    assert isinstance(refused, Rejected) and refused.code == reasons.STORE_UNAVAILABLE
+    assert actor.stats["reloads"] == 1 and actor.stats["recovered"] == 0
+    assert (await faulty.load("t")).head == 0
 
 
 async def test_an_exception_escaping_submit_does_not_kill_the_actor() -> None:
@@ -490,7 +506,28 @@ async def test_an_exception_escaping_submit_does_not_kill_the_actor() -> None:
     await actor.stop()
 
 
-async def test_while_the_store_is_down_actions_are_refused_until_a_reload_works() -> None:
+async def test_a_resent_action_in_a_failed_batch_keeps_its_accepted_answer() -> None:
+    """Found by the simulator: a re-send of an action applied long ago shares a batch with a
+    new action, and the batch's write fails. The re-send must still be answered accepted at
+    its original version (not "not applied"); the new action is refused."""
+    faulty = FaultyStore(MemoryStore())
+    actor = await tictactoe(faulty)
+    assert (await actor.act(place("alice", 1, 0))).ok
+    assert (await actor.act(place("bob", 1, 4, base=1))).ok
+    faulty.fail_next(1)
+    again, fresh = await asyncio.gather(
+        actor.act(place("alice", 1, 0)), actor.act(place("alice", 2, 8, base=2))
+    )
+    assert actor.stats["batches"] == 3  # both in one batch
+    assert isinstance(again, Accepted) and again.duplicate and again.version == 1
+    assert isinstance(fresh, Rejected) and fresh.code == reasons.STORE_UNAVAILABLE
+    assert (await faulty.load("t")).head == 2
+    await actor.stop()
+
+
+async def test_while_the_store_is_down_the_answer_waits_for_the_truth() -> None:
+    """After a failed write the actor cannot know whether it committed until the store
+    answers again: the action stays unanswered (nothing is guessed) until a reload works."""
     faulty = FaultyStore(MemoryStore())
     actor = await tictactoe(faulty)
 
@@ -499,13 +536,29 @@ async def test_while_the_store_is_down_actions_are_refused_until_a_reload_works(
 
     actor.sync.submit = explode  # type: ignore[method-assign]
     faulty.down = True
-    assert not (await actor.act(place("alice", 1, 0))).ok
-    assert not (await actor.act(place("alice", 1, 0))).ok
-    assert actor.stats["reload_failures"] >= 2 and actor.stats["reloads"] == 0
+    pending = asyncio.ensure_future(actor.act(place("alice", 1, 0)))
+    for _ in range(5):
+        await asyncio.sleep(0.05)
+    assert not pending.done()
+    assert actor.stats["reload_failures"] >= 2 and actor.stats["store_waits"] >= 2
     faulty.down = False
-    assert (await actor.act(place("alice", 1, 0))).ok
+    outcome = await pending
+    assert isinstance(outcome, Rejected) and outcome.code == reasons.STORE_UNAVAILABLE
     assert actor.stats["reloads"] == 1
+    assert (await actor.act(place("alice", 1, 0))).ok  # the reloaded table works
     await actor.stop()
+
+
+async def test_stopping_while_the_store_is_down_leaves_the_action_unanswered() -> None:
+    faulty = FaultyStore(MemoryStore())
+    actor = await tictactoe(faulty)
+    faulty.fail_next(1)
+    faulty.down = True
+    pending = asyncio.ensure_future(actor.act(place("alice", 1, 0)))
+    await asyncio.sleep(0.1)
+    await actor.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        await pending
 
 
 async def test_a_fenced_actor_reloads_and_serves_the_winners_versions(store: Store) -> None:
@@ -515,9 +568,9 @@ async def test_a_fenced_actor_reloads_and_serves_the_winners_versions(store: Sto
     sub = a.subscribe("bob", send=box.send)
     await a.drain()
     assert (await b.act(place("alice", 1, 0))).ok  # b writes version 1
-    lost = await a.act(place("alice", 1, 4))  # a still believes it is at version 0
+    lost = await a.act(place("alice", 2, 4))  # a still believes it is at version 0
     assert isinstance(lost, Rejected) and lost.code == reasons.STORE_UNAVAILABLE
-    await a.drain()  # the refusal is answered first, the reload follows
+    await a.drain()  # the store was read (reloaded) before the refusal was answered
     assert a.stats["reloads"] == 1 and a.sync.version == 1 and not a.sync.fenced
     assert sub.version == 1 and isinstance(box.items[-1], StateDelta)
     assert box.items[-1].hash == a.sync.view_hash("bob")

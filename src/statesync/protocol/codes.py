@@ -41,6 +41,9 @@ NO_TABLE: Final = "server/no_table"
 """The token's table does not exist on this server."""
 NOT_SEATED: Final = "server/not_seated"
 """The token's player has no seat and the table refused to seat them."""
+UNAVAILABLE: Final = "server/unavailable"
+"""The table cannot be loaded now (its store failed, or it is damaged); the connection is
+closed. Reconnect later."""
 INTERNAL: Final = "server/internal"
 """The server failed while serving this connection (a bug, or the store is unreachable); the
 connection is closed. Reconnect later: acknowledged actions are durable."""

@@ -56,7 +56,7 @@ from websockets.exceptions import ConnectionClosed
 
 from statesync import reasons
 from statesync.actions import Rejected
-from statesync.errors import WireError
+from statesync.errors import HashMismatchError, StoreCorruptError, StoreError, WireError
 from statesync.protocol import codes
 from statesync.protocol.messages import Error, ProtocolError, Result, decode_server
 from statesync.protocol.server_session import (
@@ -252,6 +252,12 @@ class Connection:
             actor = await self.registry.get(identity.table)
         except RegistryClosedError:
             self._close_with(codes.SHUTDOWN, "the server is shutting down")
+            return
+        except (StoreError, HashMismatchError) as e:  # store failed or table damaged: no bug
+            damaged = isinstance(e, StoreCorruptError | HashMismatchError)
+            (log.error if damaged else log.warning)("cannot load table %r: %s", identity.table, e)
+            self.metrics.inc("bad_messages_total", code=codes.UNAVAILABLE)
+            self._close_with(codes.UNAVAILABLE, "the table cannot be loaded now")
             return
         if self._closing():
             return

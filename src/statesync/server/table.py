@@ -40,11 +40,15 @@ loop was busy are skipped, not replayed in a burst, and counted). When the game 
 real-time (``game.tick_rate > 0``), each tick also submits the system action ``$tick`` in
 that tick's batch.
 
-**Failures.** A store failure comes back from ``submit`` as ``store/unavailable`` outcomes and
-the actor carries on. If the synchronizer is *fenced* (another process wrote the table), or if
-an exception escapes ``submit`` (its memory can no longer be trusted), the batch is refused
-with ``store/unavailable`` and the table is reloaded from the store, the source of truth;
-until a reload succeeds, actions are refused and nothing is flushed.
+**Failures.** A store failure is ambiguous: the write may have committed before the error
+(a lost acknowledgement). So before answering a batch the store failed on, the actor reloads
+the table from the store -- the source of truth -- and answers each of those actions from the
+log: accepted at the version the log holds it at, or ``store/unavailable`` (now known *not*
+to have taken effect; the client may retry). While the store cannot be read, those answers
+wait (the reload is retried with a growing delay, and later actions queue behind); an actor
+told to stop meanwhile leaves them unanswered rather than guess, and the client re-sends them
+after reconnecting. The same reload serves a *fenced* synchronizer (another process wrote the
+table) and one whose ``submit`` raised (its memory can no longer be trusted).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from statesync import reasons
-from statesync.actions import PlayerAction, Rejected
+from statesync.actions import Accepted, PlayerAction, Rejected
 from statesync.errors import TableExistsError, TableNotFoundError
 from statesync.synchronizer import (
     CONNECT,
@@ -205,6 +209,8 @@ class TableActor:
                 "send_errors",
                 "ticks",
                 "ticks_skipped",
+                "store_waits",
+                "recovered",
             ),
             0,
         )
@@ -212,7 +218,8 @@ class TableActor:
         ``batches`` (``submit`` calls), ``flushes``, ``syncs`` (``sync()`` calls), ``reloads``
         and ``reload_failures``, ``lagging`` events, ``errors`` (exceptions escaping
         ``submit``), ``send_errors`` (a ``send`` raised; that subscriber was closed),
-        ``ticks`` and ``ticks_skipped``."""
+        ``ticks`` and ``ticks_skipped``, ``store_waits`` (retries of a reload while the store
+        was down) and ``recovered`` (actions the store failed on that turned out committed)."""
 
     @classmethod
     async def open(
@@ -446,7 +453,8 @@ class TableActor:
         if self._stale:
             await self._reload()
         sync = self._sync
-        actions = list(self._actions(jobs, sync.version))
+        start, epoch = sync.version, sync.epoch
+        actions = list(self._actions(jobs, start))
         self.stats["batches"] += 1
         self.stats["actions"] += len(actions)
         if self._stale:  # the reload failed: the table in memory cannot be trusted
@@ -458,14 +466,84 @@ class TableActor:
                 self.stats["errors"] += 1
                 self._stale = True
                 outcomes = _refuse(actions, f"submit raised {type(e).__name__}", sync.version)
-        self._stale = self._stale or sync.fenced
-        for job, outcome in zip(jobs, outcomes, strict=True):
+        if any(_unknown(o) for o in outcomes):
+            # The store failed, and perhaps after committing (a lost acknowledgement): the
+            # store, not this memory, says what became of the batch. Learn it before
+            # answering, so that no action is ever answered "not applied" and yet applied.
+            self._stale = True
+            resolved: list[Outcome | None] = await self._settle_unknown(
+                actions, outcomes, start, epoch
+            )
+        else:
+            resolved = list(outcomes)
+        self._stale = self._stale or self._sync.fenced
+        for job, outcome in zip(jobs, resolved, strict=True):
+            if job.future is None or job.future.done():
+                continue
+            if outcome is None:  # stopping before the store could tell: leave it unanswered
+                job.future.set_exception(RuntimeError("the table actor stopped"))
+                continue
             if not outcome.ok:
                 self.stats["rejected"] += 1
-            if job.future is not None and not job.future.done():
-                job.future.set_result(outcome)
+            job.future.set_result(outcome)
         if self._stale:
             await self._reload()
+
+    async def _settle_unknown(
+        self, actions: list[PlayerAction], outcomes: list[Outcome], start: int, epoch: int
+    ) -> list[Outcome | None]:
+        """Reload the table (retrying while the store is down), then answer each action the
+        store failed on from the log: accepted at the version it holds if it committed (in
+        this batch, or earlier: a re-sent action the reloaded dedupe memory knows), else
+        ``store/unavailable`` (now known not to be applied; the client may retry). ``None``
+        for an action whose fate is still unknown when the actor is told to stop."""
+        delay = 0.05
+        while True:
+            await self._reload()
+            if not self._stale:
+                try:
+                    committed = await self._committed_since(start, epoch)
+                    break
+                except Exception:  # the store failed again: cannot tell yet
+                    self._stale = True
+            if self._closing:
+                return [None if _unknown(o) else o for o in outcomes]
+            self.stats["store_waits"] += 1
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 1.0)
+        sync = self._sync
+        resolved: list[Outcome | None] = []
+        for action, outcome in zip(actions, outcomes, strict=True):
+            if not _unknown(outcome):
+                resolved.append(outcome)
+            elif (version := committed.get((action.client_id, action.seq))) is not None:
+                self.stats["recovered"] += 1
+                resolved.append(Accepted(action, version))
+            elif isinstance(known := sync.dedupe.lookup(action.client_id, action.seq), Accepted):
+                # A re-sent action applied before this batch: the failed batch refused it
+                # with the rest, but its outcome was never in doubt.
+                resolved.append(Accepted(action, known.version, duplicate=True))
+            else:
+                resolved.append(
+                    Rejected(
+                        action,
+                        reasons.STORE_UNAVAILABLE,
+                        "the store failed; the action was not applied",
+                        version=sync.version,
+                    )
+                )
+        return resolved
+
+    async def _committed_since(self, start: int, epoch: int) -> dict[tuple[str, int], int]:
+        """``(client_id, seq) -> version`` of every action the store holds after ``start`` in
+        ``epoch`` (the reloaded table is the store's view)."""
+        sync = self._sync
+        if sync.epoch != epoch or sync.version <= start:
+            return {}
+        records = await self._store.read_log(sync.table_id, start + 1, sync.version)
+        return {
+            (r.action.client_id, r.action.seq): r.version for r in records if r.action is not None
+        }
 
     @staticmethod
     def _actions(jobs: Iterable[_Job], version: int) -> Iterable[PlayerAction]:
@@ -553,6 +631,11 @@ class TableActor:
         else:
             sub.lagging = True
             self.stats["lagging"] += 1
+
+
+def _unknown(outcome: Outcome) -> bool:
+    """A refusal because the store failed: whether the action committed is not yet known."""
+    return isinstance(outcome, Rejected) and outcome.code == reasons.STORE_UNAVAILABLE
 
 
 def _refuse(actions: Sequence[PlayerAction], why: str, version: int) -> list[Outcome]:
