@@ -46,10 +46,10 @@ ALLOWED = {
     "core": {"core"},
     "protocol": {"core", "protocol"},
     "store": {"core", "store"},
-    "sim": {"core", "protocol", "sim"},
+    "sim": {"core", "protocol", "store", "server", "client", "sim"},
     "server": {"core", "protocol", "server"},
     "client": {"core", "protocol", "client"},
-    "testing": {"core", "protocol", "store", "testing"},
+    "testing": {"core", "protocol", "store", "client", "testing"},
     "cli": {"core", "protocol", "store", "server", "client", "sim", "cli"},
 }
 IO_MODULES = {"asyncio", "socket", "time", "random", "logging", "threading", "sqlite3", "os"}

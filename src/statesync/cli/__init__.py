@@ -4,6 +4,7 @@
     statesync tables | history | show | diff | replay | compact ... [--db PATH_OR_URL]
     statesync token --table T [--player P | --spectator] [--ttl SECONDS] [--client ID]
     statesync serve [--game M:C] [--db PATH_OR_URL] [--host H] [--port N] [--tick-rate HZ]
+    statesync sim [--game all|G,..] [--seeds N] [--start S] [--seed S] [--faults F,..] [--jobs J]
 
 Every command that reads or writes tables takes ``--db``: a SQLite file path (default
 ``statesync.db``) or a ``postgresql://`` URL. Errors are printed as one line with their
@@ -28,12 +29,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from statesync.cli import ops
+from statesync.cli import ops, sim
 from statesync.cli.demo import run_demo
 from statesync.cli.demo_net import run_net_demo
 from statesync.errors import StateSyncError
 from statesync.server.auth import TokenSigner, load_secret
 from statesync.server.ws import Server
+from statesync.sim.world import FAULTS, parse_faults
 from statesync.storage import RetentionPolicy
 from statesync.store import DEFAULT_DB, open_store
 
@@ -119,6 +121,19 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--tick-rate", type=float, help="flush updates HZ times a second (default: per action)"
     )
+
+    about = "run the deterministic simulator: seeds of each game under faults, invariants checked"
+    sm = sub.add_parser("sim", help=about, description=about)
+    sm.add_argument("--game", default="all", help="all, or some of: " + ", ".join(sim.GAMES))
+    sm.add_argument("--seeds", type=int, default=100, help="how many seeds per game (100)")
+    sm.add_argument("--start", type=int, default=0, help="first seed (0)")
+    sm.add_argument("--seed", type=int, help="run this one seed and print what it found")
+    sm.add_argument(
+        "--faults",
+        default="all",
+        help="all, none, or some of: " + ", ".join(FAULTS) + " (all)",
+    )
+    sm.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
     return parser
 
 
@@ -165,6 +180,27 @@ def _token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        games = sim.game_names(args.game)
+        faults = parse_faults(args.faults)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.seed is not None:
+        if len(games) != 1:
+            parser.error("--seed needs one --game")
+        return sim.run_one(games[0], args.seed, faults)
+    try:
+        return sim.run_sim(games, args.start, args.seeds, faults, args.jobs)
+    except KeyboardInterrupt:
+        print("statesync sim: interrupted", file=sys.stderr)
+        return 130
+
+
 async def _with_store(target: str, run: Callable[[Store], Awaitable[int]]) -> int:
     store = await open_store(target)
     try:
@@ -179,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "token":  # needs no store
         return _token(args, parser)
+    if args.command == "sim":  # needs no store either
+        return _sim(args, parser)
     job: Callable[[Store], Awaitable[Any]]
     if args.command == "serve":
         if not 0 <= args.port <= 65535:
