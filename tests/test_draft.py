@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import doctest
+import gc
 import math
 from collections.abc import MutableMapping, MutableSequence
 from typing import Any
@@ -550,6 +551,62 @@ def test_a_root_first_read_after_finish_is_read_only() -> None:
     with pytest.raises(PathError, match="finished"):
         draft.root["a"].append(2)
     assert new == {"a": [1]}
+
+
+def test_a_finished_draft_leaves_no_reference_cycles() -> None:
+    # Proxies point at their parents and cache their kids; finish() breaks those cycles, so a
+    # table's drafts (one per action) are freed at once instead of by the cyclic collector.
+    state = {"seats": [{"chips": 5}, {"chips": 7}], "log": ["a"], "deep": {"x": {"y": [1]}}}
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds goes to gc.garbage
+    try:
+        for _ in range(3):
+            draft = Draft(state, IncrementalHash(state))
+            root = draft.root
+            root["seats"][1]["chips"] -= 2
+            root["log"].append("b")
+            root["deep"]["x"]["y"].append(2)
+            new, _delta = draft.finish()
+            del draft, root
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (Draft, DraftDict, DraftList))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
+    assert new == {
+        "seats": [{"chips": 5}, {"chips": 5}],
+        "log": ["a", "b"],
+        "deep": {"x": {"y": [1, 2]}},
+    }
+
+
+def test_proxies_held_past_finish_still_read() -> None:
+    draft = Draft({"deep": {"x": {"y": [1]}}})
+    held = draft.root["deep"]["x"]
+    held["y"].append(2)
+    draft.finish()
+    assert held["y"] == [1, 2]
+    assert held["y"][1] == 2
+    assert draft.root["deep"]["x"] == {"y": [1, 2]}
+    with pytest.raises(PathError, match="finished"):
+        held["y"].append(3)
+    with pytest.raises(PathError, match="finished"):
+        held["z"] = 1
+
+
+def test_operations_share_one_tuple_per_path() -> None:
+    state = {"seats": [{"chips": 5}], "n": 0}
+    paths = []
+    for i in range(2):
+        draft = Draft(state)
+        draft.root["seats"][0]["chips"] = 10 + i
+        draft.root["n"] = i + 1
+        paths.append([op.path for op in draft.finish()[1].ops])
+    assert paths[0] == [("seats", 0, "chips"), ("n",)]
+    assert all(a is b for a, b in zip(*paths, strict=True))
 
 
 def test_scalar_root() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,8 +10,10 @@ from hypothesis import strategies as st
 
 from statesync.delta import apply_ops
 from statesync.errors import InvalidValueError
-from statesync.hashing import IncrementalHash, state_hash, value_hash
+from statesync.game import view_of
+from statesync.hashing import IncrementalHash, P, format_hash, state_hash, value_hash
 from statesync.ops import Remove, Splice
+from statesync.views import public_hash_part, view_hash
 
 from .strategies import containers, native_op, values
 
@@ -133,3 +136,39 @@ def test_subtree_reduces_a_cached_hash_that_went_negative() -> None:
     assert reduced == value_hash(new["a"])  # type: ignore[index]
     assert 0 <= reduced < 2**127 - 1
     assert hasher.subtree(new, ("a",)) == reduced
+
+
+@pytest.mark.parametrize("h", [0, 1, 0xABC, P - 1, P, 2**128 - 1, 2**130 + 5])
+def test_format_hash_is_32_zero_padded_lowercase_hex_digits(h: int) -> None:
+    assert format_hash(h) == f"{h:032x}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    game=values,
+    seats=st.dictionaries(st.sampled_from(["a", "b", "c"]), values, max_size=3),
+    players=st.dictionaries(st.sampled_from(["a", "b", "c"]), values, max_size=3),
+    secret=values,
+    extra=st.sampled_from(["secret", "none", "more"]),
+    ops=st.data(),
+)
+def test_view_hash_parts_add_up_to_the_hash_of_the_view(
+    game: Any, seats: Any, players: Any, secret: Any, extra: str, ops: st.DataObject
+) -> None:
+    # The public part is read off the root hash minus the other sections' terms; whatever
+    # the sections hold, and after changes, a view's hash is the hash of the view.
+    state: Any = {"game": game, "seats": seats, "players": players}
+    if extra != "none":
+        state[extra] = secret
+    hasher = IncrementalHash(state)
+    for _ in range(3):
+        for viewer in ("a", "b", "c", None):
+            expected = state_hash(view_of(state, viewer))
+            assert view_hash(hasher, state, viewer) == expected
+            public = public_hash_part(hasher, state)
+            assert 0 <= public < P
+            assert view_hash(hasher, state, viewer, public) == expected
+        # A change inside one section (a view needs them all, "players" a dict).
+        section = ops.draw(st.sampled_from([k for k in state if type(state[k]) in (dict, list)]))
+        op = ops.draw(native_op(state[section]))
+        state = apply_ops(state, [replace(op, path=(section, *op.path))], hasher=hasher)

@@ -299,6 +299,35 @@ async def test_view_hash_is_hash_of_the_view() -> None:
     assert t.view_hash("ann") != t.view_hash("bob")
 
 
+async def test_view_hashes_follow_private_changes_seating_and_rollback() -> None:
+    # A viewer's part of the hash is remembered until their private section changes: asked
+    # after every step, each view hash must still be the hash of the view.
+    t = table()
+
+    def check() -> None:
+        for viewer in (*t.state["seats"], "dan", "ghost", None):
+            assert t.view_hash(viewer) == state_hash(t.view(viewer)), viewer
+
+    check()
+    steps: list[Any] = [
+        lambda: t.submit([act("ann", 1, 0, "draw")]),
+        lambda: t.submit([act("bob", 1, 1, "say", "hi")]),
+        lambda: t.join("dan"),
+        lambda: t.submit([act("dan", 1, 3, "draw"), act("ann", 2, 3, "draw")]),
+        lambda: t.leave("bob"),
+        lambda: t.rollback(2),
+        lambda: t.submit([act("cid", 1, 2, "draw")]),
+        lambda: t.leave("ann"),
+        lambda: t.join("ann"),
+    ]
+    for step in steps:
+        outcome = await step()
+        outcomes = outcome if isinstance(outcome, list) else [] if outcome is None else [outcome]
+        assert all(o.ok for o in outcomes), outcomes
+        check()
+    assert t.version == 5 and t.epoch == 1
+
+
 # ---------------------------------------------------------------- sync, replicas, validation
 
 

@@ -83,7 +83,9 @@ class Dedupe:
 
     def record(self, client_id: str, seq: int, outcome: Outcome) -> None:
         """Remember the outcome of ``(client_id, seq)``."""
-        seen = self._seen.setdefault(client_id, OrderedDict())
+        seen = self._seen.get(client_id)
+        if seen is None:  # not setdefault: that would build a dict per call
+            seen = self._seen[client_id] = OrderedDict()
         seen[seq] = outcome
         if len(seen) > self.window:
             oldest = next(iter(seen))

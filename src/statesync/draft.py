@@ -26,13 +26,17 @@ seen by all. Because of that cache a parent always knows which proxies sit below
   to index 4) and detaches the deleted ones; ``sort``/``reverse`` re-key by the permutation.
 
 Positions are tracked by index arithmetic, not by object identity, so a state that holds the same
-object twice (``[x, x]``) is handled exactly.
+object twice (``[x, x]``) is handled exactly. :meth:`Draft.finish` detaches the root (every
+proxy refuses writes from then on) and empties those caches: parents and kids point at each
+other, and a finished draft would otherwise live on until the cyclic garbage collector ran (a
+table finishes one per action).
 
 *Paths.* An operation's path is found by walking up the parent links (which also detects a
 detached ancestor). The result is cached on the proxy together with the draft's *epoch*, a
 counter bumped whenever any proxy is re-keyed or detached, so the steady-state cost of a write is
 one comparison, not a walk. A proxy made under a parent whose cached path is current starts
 with its own path cached (the parent's plus its key), so even a first write needs no walk.
+Paths are interned: the operations of every draft share one tuple per path.
 
 *Reads* of scalars return them as they are; a scan over many members can use :func:`peek` to
 read the plain node behind a proxy without making a proxy per member.
@@ -72,6 +76,20 @@ class _Missing:
 
 
 _MISSING: Final = _Missing()
+
+# Paths are interned: a game writes the same few paths over and over, and one shared tuple per
+# path saves memory in the history (every operation holds its path) and work for the garbage
+# collector, and later lookups by path (the hasher's, the wire encoder's) compare identical
+# objects. Drafts make paths of str keys and int indices only, so equal means the same items.
+_paths: dict[Path, Path] = {}
+_PATHS_LIMIT: Final = 1 << 16
+
+
+def _intern(path: Path) -> Path:
+    """The one shared tuple equal to ``path`` (read ``_paths.get(path)`` first: it is faster)."""
+    if len(_paths) >= _PATHS_LIMIT:
+        _paths.clear()
+    return _paths.setdefault(path, path)
 
 
 class Draft:
@@ -185,9 +203,7 @@ class Draft:
         """
         if self._result is None:
             self._result = (self._root, Delta(tuple(self._ops)))
-            proxy = self._root_proxy
-            self._detach_root()
-            self._root_proxy = proxy  # reads through draft.root keep working
+            self._release()
         return self._result
 
     def unwrap(self, value: object) -> Value:
@@ -199,6 +215,24 @@ class Draft:
         [1]
         """
         return to_value(value)
+
+    def _release(self) -> None:
+        """Detach the root for good (so every proxy refuses writes), and break the reference
+        cycles between the proxies (a parent caches its kids, a kid holds its parent; the draft
+        holds the root proxy, which holds the draft): a finished draft is then freed by
+        reference counting, on the spot, instead of piling up for the cyclic garbage collector
+        (one draft per action adds up).
+
+        Proxies still held keep working for reads (a read-only root proxy is made afresh by
+        :attr:`root`), but reading no longer returns the proxies cached before."""
+        proxy = self._root_proxy
+        self._detach_root()
+        stack = [] if proxy is None else [proxy]
+        while stack:
+            kids = stack.pop()._kids
+            if kids:
+                stack.extend(kids.values())
+                kids.clear()
 
     def _detach_root(self) -> None:
         if self._root_proxy is not None:
@@ -273,7 +307,8 @@ class _Proxy:
         if parent is not None and parent._path_epoch == draft._epoch:
             # The parent's cached path is current, so this one is known too: the first write
             # through a new proxy then needs no walk up the tree.
-            self._path = (*parent._path, key)  # type: ignore[arg-type]
+            path = (*parent._path, key)
+            self._path = _paths.get(path) or _intern(path)  # type: ignore[arg-type]
             self._path_epoch = draft._epoch
         else:
             self._path = ()
@@ -296,7 +331,7 @@ class _Proxy:
             keys.append(p._key)
             p = parent
         keys.reverse()
-        self._path = path = tuple(keys)
+        self._path = path = _intern(tuple(keys))
         self._path_epoch = draft._epoch
         return path
 
@@ -431,20 +466,22 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
             self._own()
             node = self._node
         full = (*path, key)
+        full = _paths.get(full) or _intern(full)
         hasher = draft._hasher
         if hasher is not None:
             hasher._set_value(full, old, value)
-        set_path, set_value = _set_fields  # _new_set, inlined
-        op = _new_object(Set)
-        set_path(op, full)
-        set_value(op, value)
+        op = _SetShell()  # _new_set, inlined (twice)
+        op.path = full
+        op.value = value
+        op.__class__ = Set
         draft._ops.append(op)
         if old is _ABSENT:
             draft._undo.append(_new_remove(full))
         else:
-            op = _new_object(Set)
-            set_path(op, full)
-            set_value(op, old)
+            op = _SetShell()
+            op.path = full
+            op.value = old
+            op.__class__ = Set
             draft._undo.append(op)
         node[key] = value
         if (to is dict or to is list) and key in self._kids:
@@ -459,6 +496,7 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
             self._own()
             node = self._node
         full = (*path, key)
+        full = _paths.get(full) or _intern(full)
         draft = self._draft
         if draft._hasher is not None:
             draft._hasher._set_value(full, old, value)
@@ -477,6 +515,7 @@ class DraftDict(_Proxy, MutableMapping[str, Any]):
             self._own()
             node = self._node
         full = (*path, key)
+        full = _paths.get(full) or _intern(full)
         draft = self._draft
         if draft._hasher is not None:
             draft._hasher.before_remove(draft._root, full)
@@ -632,6 +671,7 @@ class DraftList(_Proxy, MutableSequence[Any]):
             self._own()
             node = self._node
         full = (*path, i)
+        full = _paths.get(full) or _intern(full)
         draft = self._draft
         if draft._hasher is not None:
             draft._hasher.before_set(draft._root, full, value)
@@ -659,6 +699,9 @@ class DraftList(_Proxy, MutableSequence[Any]):
     def __delitem__(self, index: Any) -> None:
         if self._path_epoch != self._draft._epoch:
             self._locate()
+        if type(index) is int and 0 <= index < len(self._node):  # the common case, inlined
+            self._splice(index, 1, [])
+            return
         if type(index) is not slice:
             self._splice(self._index(index), 1, [])
             return
@@ -683,8 +726,20 @@ class DraftList(_Proxy, MutableSequence[Any]):
         end = index + delete
         if draft._hasher is not None:
             draft._hasher._splice_list(node, path, index, delete, insert)
-        draft._ops.append(_new_splice(path, index, delete, tuple(insert)))
-        draft._undo.append(_new_splice(path, index, len(insert), tuple(node[index:end])))
+        op = _SpliceShell()  # built as in _new_set (twice)
+        op.path = path
+        op.index = index
+        op.delete = delete
+        op.insert = tuple(insert)
+        op.__class__ = Splice
+        draft._ops.append(op)
+        op = _SpliceShell()
+        op.path = path
+        op.index = index
+        op.delete = len(insert)
+        op.insert = tuple(node[index:end])
+        op.__class__ = Splice
+        draft._undo.append(op)
         node[index:end] = insert
         if self._kids:
             self._shift_kids(index, delete, len(insert))
@@ -832,40 +887,39 @@ class DraftList(_Proxy, MutableSequence[Any]):
 
 
 # Delta operations are built on every write. These make the same frozen values as ``Set(...)``,
-# ``Remove(...)`` and ``Splice(...)``, minus the cost of the frozen dataclass __init__.
-def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, Any], None], ...]:
-    """The ``__set__`` of each named slot of ``cls`` (they bypass a frozen ``__setattr__``)."""
-    return tuple(getattr(cls, name).__set__ for name in names)
+# ``Remove(...)`` and ``Splice(...)`` for less than the generated ``__init__``, which sets each
+# field with ``object.__setattr__``: an operation is built as a *shell*, a plain class with the
+# same slots, filled by ordinary attribute stores, and then given its real ``__class__``.
+def _shell(cls: type) -> type[Any]:
+    """A plain class with the slots of the frozen dataclass ``cls`` (checked at import: an
+    instance turned into a ``cls`` equals the one ``cls(...)`` makes)."""
+    names: tuple[str, ...] = vars(cls)["__slots__"]
+    shell = type(f"_{cls.__name__}Shell", (), {"__slots__": names})
+    probe = shell()
+    for name in names:
+        setattr(probe, name, ())
+    probe.__class__ = cls  # raises TypeError if the layouts differ
+    if probe != cls(**dict.fromkeys(names, ())):
+        raise ImportError(f"cannot build {cls.__name__} from its slots")
+    return shell
 
 
-_new_object = object.__new__
-_set_fields = _slot_setters(Set, "path", "value")
-_remove_fields = _slot_setters(Remove, "path")
-_splice_fields = _slot_setters(Splice, "path", "index", "delete", "insert")
+_SetShell, _RemoveShell, _SpliceShell = _shell(Set), _shell(Remove), _shell(Splice)
 
 
 def _new_set(path: Path, value: Value) -> Set:
-    op: Set = _new_object(Set)
-    set_path, set_value = _set_fields
-    set_path(op, path)
-    set_value(op, value)
-    return op
+    op = _SetShell()
+    op.path = path
+    op.value = value
+    op.__class__ = Set
+    return op  # type: ignore[no-any-return]
 
 
 def _new_remove(path: Path) -> Remove:
-    op: Remove = _new_object(Remove)
-    _remove_fields[0](op, path)
-    return op
-
-
-def _new_splice(path: Path, index: int, delete: int, insert: tuple[Value, ...]) -> Splice:
-    op: Splice = _new_object(Splice)
-    set_path, set_index, set_delete, set_insert = _splice_fields
-    set_path(op, path)
-    set_index(op, index)
-    set_delete(op, delete)
-    set_insert(op, insert)
-    return op
+    op = _RemoveShell()
+    op.path = path
+    op.__class__ = Remove
+    return op  # type: ignore[no-any-return]
 
 
 def _check_key(key: object, path: Path) -> None:

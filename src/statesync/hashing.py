@@ -31,7 +31,7 @@ probability ``1 - 2**-127`` but is not meant to resist a forger.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import xxhash
 
@@ -205,7 +205,7 @@ def value_hash(value: Value) -> int:
 
 def format_hash(h_int: int) -> str:
     """32 lowercase hex digits."""
-    return f"{h_int:032x}"
+    return "%032x" % h_int  # noqa: UP031 (the same digits, twice as fast as an f-string)
 
 
 def state_hash(value: object) -> str:
@@ -277,19 +277,16 @@ _ABSENT: Final = _Absent()
 """The ``old`` value meaning "no such dict key yet" (:meth:`IncrementalHash._set_value`)."""
 
 
-def _scalar_memo_hash(value: object) -> int | None:
-    """``H(value)`` of a bool, None or memoized int/str without a walk, else None (the hot
-    path of every write: game states are mostly such scalars)."""
-    t = type(value)
-    if t is int:
-        return _int_memo.get(value)  # type: ignore[call-overload, no-any-return]
-    if t is str:
-        return _str_memo.get(value)  # type: ignore[call-overload, no-any-return]
-    if t is bool:
-        return _H_TRUE if value else _H_FALSE
-    if value is None:
-        return _H_NONE
-    return None
+# ``H`` of a bool, None or memoized int/str/float by type, without a walk: the hot path of
+# every write (game states are mostly such scalars). Read as ``_SCALAR_MEMOS.get(type(v))``,
+# then ``.get(v)``; a miss (a container, or a scalar not memoized yet) goes to value_hash.
+_SCALAR_MEMOS: Final[dict[type, dict[Any, int]]] = {
+    int: _int_memo,
+    str: _str_memo,
+    float: _float_memo,
+    bool: {False: _H_FALSE, True: _H_TRUE},
+    type(None): {None: _H_NONE},
+}
 
 
 class IncrementalHash:
@@ -333,7 +330,8 @@ class IncrementalHash:
     @property
     def hex(self) -> str:
         """The current root hash as 32 hex digits."""
-        return format_hash(self.root)
+        r = self._root = self._root % P  # self.root, inlined
+        return format_hash(r)
 
     def _reindex(self) -> _Index:
         idx = self._index = _index_for(frozenset(self._cache))
@@ -436,15 +434,18 @@ class IncrementalHash:
         idx = self._index or self._reindex()
         w, cached, below, ancestors = idx.info.get(path) or idx.lookup(path)
         cache = self._cache
+        memos = _SCALAR_MEMOS  # _scalar_memo_hash, inlined for the old and the new value
         memo_h: int | None
         if cached:
             old_h = cache[path] % P
         elif old is _ABSENT:
             old_h = 0
         else:
-            memo_h = _scalar_memo_hash(old)
+            memo = memos.get(type(old))
+            memo_h = None if memo is None else memo.get(old)
             old_h = value_hash(old) if memo_h is None else memo_h  # type: ignore[arg-type]
-        memo_h = _scalar_memo_hash(new)
+        memo = memos.get(type(new))
+        memo_h = None if memo is None else memo.get(new)
         new_h = value_hash(new) if memo_h is None else memo_h
         if below:
             self._drop_below(path)
@@ -498,9 +499,9 @@ class IncrementalHash:
         if len(powers) <= n + m + 1:
             index_weight(n + m + 1)
         diff = 0
+        smemo = _str_memo
+        imemo = _int_memo
         if m:
-            smemo = _str_memo
-            imemo = _int_memo
             k = index + 1
             for v in insert:
                 tv = type(v)
@@ -508,14 +509,22 @@ class IncrementalHash:
                 diff += powers[k] * (value_hash(v) if hv is None else hv)
                 k += 1
         if delete:
-            for j in range(index, end):
-                diff -= powers[j + 1] * self._elem_hash(lst, path, j, below)
+            for j in range(index, end):  # _elem_hash, inlined
+                v = lst[j]
+                tv = type(v)
+                if tv is str:
+                    hv = smemo.get(v)  # type: ignore[arg-type]
+                elif tv is int:
+                    hv = imemo.get(v)  # type: ignore[arg-type]
+                else:
+                    hv = self._cache.get((*path, j)) if below else None
+                diff -= powers[j + 1] * (value_hash(v) if hv is None else hv)
         if m != delete and end < n:
             if not index and not m and n - end > end + 1:
                 # Trimming the front of a long list (a chat, a log): from the whole list's
                 # hash, tail = whole - T_LIST - head (diff is -head so far), and the new hash
                 # is T_LIST + R**-delete * tail.
-                whole = self._whole(lst, path)
+                whole = (self._cache.get(path) if path else None) or self._whole(lst, path)
                 inv = _inv_powers
                 r = inv[delete] if len(inv) > delete else _rpow(-delete)
                 diff = r * (whole - T_LIST + diff) + T_LIST - whole

@@ -71,18 +71,20 @@ class History:
 
     def append(self, entry: HistoryEntry) -> None:
         """Add the entry for the next version; trims the oldest entries past the bounds."""
-        if entry.version != self.head_version + 1:
+        entries = self._entries
+        head = entries[-1].version if entries else self._base  # head_version, inlined
+        if entry.version != head + 1:
             raise VersionError(
-                f"history expects version {self.head_version + 1}, got {entry.version}",
-                expected=self.head_version + 1,
+                f"history expects version {head + 1}, got {entry.version}",
+                expected=head + 1,
                 actual=entry.version,
             )
-        self._entries.append(entry)
+        entries.append(entry)
         self._bytes += entry.size
-        while len(self._entries) > 1 and (
-            len(self._entries) > self.max_versions or self._bytes > self.max_bytes
+        while len(entries) > 1 and (
+            len(entries) > self.max_versions or self._bytes > self.max_bytes
         ):
-            old = self._entries.popleft()
+            old = entries.popleft()
             self._bytes -= old.size
             self._base = old.version
 
@@ -114,9 +116,10 @@ class History:
 
     def entry(self, version: int) -> HistoryEntry:
         """The entry that created ``version``."""
-        if not self._base < version <= self.head_version:
+        i = version - self._base - 1
+        if not 0 <= i < len(self._entries):
             raise HistoryTruncatedError(f"no entry for version {version}", actual=version)
-        return self._entries[version - self._base - 1]
+        return self._entries[i]
 
     def truncate_after(self, version: int) -> list[HistoryEntry]:
         """Drop and return (newest first) the entries after ``version`` (for rollback)."""

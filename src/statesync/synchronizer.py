@@ -46,14 +46,15 @@ from statesync.errors import (
     VersionError,
 )
 from statesync.game import Context, Game, view_of
-from statesync.hashing import IncrementalHash, state_hash
+from statesync.hashing import IncrementalHash, P, state_hash
 from statesync.history import History, HistoryEntry
 from statesync.inversion import invert
+from statesync.ops import Remove, Set, Splice
 from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.rng import Rng
 from statesync.snapshot import StateDelta, StateSnapshot
 from statesync.value import Value, check_value, copy_value
-from statesync.views import FULL, Viewer, filter_delta, public_hash_part, view_hash
+from statesync.views import FULL, Viewer, filter_delta, private_hash_part, public_hash_part
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -65,6 +66,8 @@ SYSTEM_CLIENT = "$system"
 """``client_id`` of the actions the engine itself creates (join, leave, tick...)."""
 JOIN, LEAVE, CONNECT, DISCONNECT, TICK = "$join", "$leave", "$connect", "$disconnect", "$tick"
 SYSTEM_TYPES = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT, TICK})
+_NO_SECTION = object()
+"""What :meth:`StateSynchronizer.view_hash` remembers for a viewer without private state."""
 
 
 class StateSynchronizer:
@@ -181,6 +184,7 @@ class StateSynchronizer:
         self._unsaved: list[LogRecord] = []
         self._busy = False
         self._public_part: tuple[dict[str, Any], int] | None = None
+        self._private_parts: dict[str | None, tuple[object, int]] = {}
         self._since_memo: tuple[Any, ...] | None = None
         self.fenced = False
         """True once the store refused a write because another writer owns the table: this
@@ -440,15 +444,27 @@ class StateSynchronizer:
         return view_of(self._state, player_id)  # type: ignore[arg-type]
 
     def view_hash(self, player_id: Viewer = FULL) -> str:
-        """The hash of ``player_id``'s view, in constant time (the viewer-independent part
-        is computed once per state and shared by every viewer)."""
+        """The hash of ``player_id``'s view, in constant time: the viewer-independent part is
+        computed once per state and shared by every viewer, and a viewer's own part is kept
+        until their private section changes (a state is never modified in place, so the
+        same section object means the same hash)."""
         if player_id is FULL:
             return self._hasher.hex
+        viewer: str | None = player_id  # type: ignore[assignment]
         state = self._state
-        cached = self._public_part
-        if cached is None or cached[0] is not state:
-            cached = self._public_part = (state, public_hash_part(self._hasher, state))
-        return view_hash(self._hasher, state, player_id, cached[1])
+        public = self._public_part
+        if public is None or public[0] is not state:
+            public = self._public_part = (state, public_hash_part(self._hasher, state))
+        mine = state["players"].get(viewer, _NO_SECTION)
+        parts = self._private_parts
+        private = parts.get(viewer)
+        if private is None or private[0] is not mine:
+            if len(parts) > 2 * len(state["players"]) + 8:  # forget departed players
+                parts.clear()
+            private = parts[viewer] = (mine, private_hash_part(self._hasher, state, viewer))
+        h = public[1] + private[1]  # both reduced: one subtraction reduces the sum
+        # format_hash, inlined: this runs for every viewer of every version.
+        return "%032x" % (h - P if h >= P else h)
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else 0.0
@@ -927,16 +943,27 @@ def _ops_value(delta: Delta) -> list[Value]:
 def _size(delta: Delta, inverse: Delta) -> int:
     """Approximate bytes a history entry holds: the encoded values (one encoder call for
     all of them) plus 8 bytes per path item and 4 per op."""
-    values: list[Value] = []
+    values: list[object] = []
     total = 0
-    for op in (*delta.ops, *inverse.ops):
-        total += 8 * len(op.path) + 4
-        value = getattr(op, "value", None)
-        if value is not None:
-            values.append(value)
-        insert = getattr(op, "insert", None)
-        if insert:
-            values.append(insert)
+    # This runs for every accepted action: dispatch on the native operation types (a draft
+    # makes only those) before probing for the attributes of the others.
+    for ops in (delta.ops, inverse.ops):
+        total += 4 * len(ops)
+        for op in ops:
+            total += 8 * len(op.path)
+            if type(op) is Set:
+                if op.value is not None:
+                    values.append(op.value)
+            elif type(op) is Splice:
+                if op.insert:
+                    values.append(op.insert)
+            elif type(op) is not Remove:
+                value = getattr(op, "value", None)
+                if value is not None:
+                    values.append(value)
+                insert = getattr(op, "insert", None)
+                if insert:
+                    values.append(insert)
     return total + len(_sizer.encode(values))
 
 

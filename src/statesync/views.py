@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from statesync.delta import Delta
 from statesync.game import view_of
-from statesync.hashing import T_DICT, P, format_hash, key_weight
+from statesync.hashing import _MEMO_LIMIT, T_DICT, P, format_hash, key_weight
 from statesync.ops import Set
 
 if TYPE_CHECKING:
@@ -93,29 +93,74 @@ def filter_op(op: Op, viewer: str | None) -> Op | None:
 
 
 _K_GAME, _K_SEATS, _K_PLAYERS = key_weight("game"), key_weight("seats"), key_weight("players")
+_SECTION_WEIGHTS: Final = {"players": _K_PLAYERS, "secret": key_weight("secret")}
+# A view's "players" section is {} or {viewer: mine}: its share of the view's hash is
+# K("players") * (T_DICT + K(viewer) * H(mine)), split into a constant and a per-viewer weight.
+_PLAYERS_BASE: Final = _K_PLAYERS * T_DICT % P
+_viewer_weights: dict[str, int] = {}
+
+
+def _viewer_weight(viewer: str) -> int:
+    """``K("players") * K(viewer)`` modulo ``P`` (memoized: a table asks for the same few)."""
+    w = _viewer_weights.get(viewer)
+    if w is None:
+        if len(_viewer_weights) >= _MEMO_LIMIT:
+            _viewer_weights.clear()
+        w = _viewer_weights[viewer] = _K_PLAYERS * key_weight(viewer) % P
+    return w
 
 
 def public_hash_part(hasher: IncrementalHash, state: dict[str, Any]) -> int:
-    """The part of every view's hash that does not depend on the viewer (game and seats);
-    :func:`view_hash` with ``public=`` reuses it across the viewers of one version."""
-    return (
-        T_DICT
-        + _K_GAME * hasher.subtree(state, ("game",))
-        + _K_SEATS * hasher.subtree(state, ("seats",))
-    )
+    """The part of every view's hash that does not depend on the viewer (game and seats),
+    reduced modulo ``P``: :func:`view_hash` with ``public=`` reuses it across the viewers of
+    one version.
+
+    That is ``T_DICT + K("game") * H(game) + K("seats") * H(seats)``, which is the root hash
+    minus the terms of the other sections (``"players"``, ``"secret"``). It is computed that
+    way: the hasher then keeps those sections' hashes current, not the game's, and most
+    writes go to the game (a write costs one more update per cached section above it)."""
+    if "game" not in state or "seats" not in state:  # the view holds them all the same
+        return (
+            T_DICT
+            + _K_GAME * hasher.subtree(state, ("game",))
+            + _K_SEATS * hasher.subtree(state, ("seats",))
+        ) % P
+    part = hasher.root
+    for section in state:
+        if section != "game" and section != "seats":
+            w = _SECTION_WEIGHTS.get(section) or key_weight(section)
+            part -= w * hasher.subtree(state, (section,))
+    return part % P
+
+
+def private_hash_part(hasher: IncrementalHash, state: dict[str, Any], viewer: str | None) -> int:
+    """The rest of ``viewer``'s view hash, reduced modulo ``P``: the term of their
+    ``"players"`` section, which depends on ``state["players"][viewer]`` alone (``None``, a
+    spectator or a player without private state: on nothing)."""
+    part = _PLAYERS_BASE
+    if viewer is not None and viewer in state["players"]:
+        part += _viewer_weight(viewer) * hasher.subtree(state, ("players", viewer))
+    return part % P
 
 
 def view_hash(
     hasher: IncrementalHash, state: dict[str, Any], viewer: Viewer, public: int | None = None
 ) -> str:
-    """The hash of ``viewer``'s view of ``state``, from cached section hashes."""
+    """The hash of ``viewer``'s view of ``state``, from cached section hashes: the sum of
+    :func:`public_hash_part` and :func:`private_hash_part`."""
     if viewer is FULL:
         return hasher.hex
-    acc = public_hash_part(hasher, state) if public is None else public
-    players = T_DICT
-    if viewer is not None and viewer in state["players"]:
-        players += key_weight(viewer) * hasher.subtree(state, ("players", viewer))  # type: ignore[arg-type]
-    return format_hash((acc + _K_PLAYERS * players) % P)
+    if public is None:
+        public = public_hash_part(hasher, state)
+    return format_hash((public + private_hash_part(hasher, state, viewer)) % P)  # type: ignore[arg-type]
 
 
-__all__ = ["FULL", "Viewer", "filter_delta", "filter_op", "public_hash_part", "view_hash"]
+__all__ = [
+    "FULL",
+    "Viewer",
+    "filter_delta",
+    "filter_op",
+    "private_hash_part",
+    "public_hash_part",
+    "view_hash",
+]

@@ -398,26 +398,27 @@ def _act(draft: Any, player_id: str, kind: str, payload: Any, rng: Rng, note: st
     g = draft["game"]
     i = _index(g, player_id)
     seat = g["seats"][i]
+    plain = peek(seat)  # read before any write below
     if kind == "fold":
         seat["status"] = "folded"
         text = "folds"
     elif kind == "check":
         text = "checks"
     elif kind == "call":
-        amount = min(g["current_bet"] - seat["bet"], seat["chips"])
-        _put(g, i, amount)
+        amount = min(g["current_bet"] - plain["bet"], plain["chips"])
+        _put(g, seat, amount)
         text = f"calls {amount}"
     elif kind == "bet":
-        _put(g, i, payload["amount"])
+        _put(g, seat, payload["amount"])
         _raise_to(g, i, payload["amount"])
         text = f"bets {payload['amount']}"
     elif kind == "raise":
-        _put(g, i, payload["to"] - seat["bet"])
+        _put(g, seat, payload["to"] - plain["bet"])
         _raise_to(g, i, payload["to"])
         text = f"raises to {payload['to']}"
     else:
-        level = seat["bet"] + seat["chips"]
-        _put(g, i, seat["chips"])
+        level = plain["bet"] + plain["chips"]
+        _put(g, seat, plain["chips"])
         if level > g["current_bet"]:
             _raise_to(g, i, level)
         text = f"is all in for {level}"
@@ -432,12 +433,13 @@ def _settle(draft: Any, rng: Rng, anchor: int | None) -> None:
     who owes an action), or no hand can start. ``anchor`` None: no hand in progress."""
     while anchor is not None:
         g = draft["game"]
-        live = [i for i, s in enumerate(peek(g["seats"])) if s["status"] in _LIVE]
+        plain = peek(g)  # read-only scans: no proxy per seat
+        live = [i for i, s in enumerate(plain["seats"]) if s["status"] in _LIVE]
         if len(live) == 1:
             _win_uncontested(g, live[0])
             anchor = _start_hand(draft, rng, first=False)
-        elif not _round_complete(g):
-            g["turn"] = _next_to_act(g, anchor)
+        elif not _round_complete(plain):
+            g["turn"] = _next_to_act(plain, anchor)
             return
         else:
             _close_round(g)
@@ -511,7 +513,8 @@ def _reset_seat(seats: Any, i: int) -> None:
     if any(_differs(plain[key], value) for key, value in fresh):
         seat = seats[i]
         for key, value in fresh:
-            seat[key] = value
+            if _differs(plain[key], value):  # the draft would skip it, at a higher cost
+                seat[key] = value
 
 
 def _deal(draft: Any, order: list[int], rng: Rng) -> None:
@@ -536,15 +539,14 @@ def _deal(draft: Any, order: list[int], rng: Rng) -> None:
 
 def _post(g: Any, i: int, blind: int, label: str) -> None:
     seat = g["seats"][i]
-    _put(g, i, min(blind, seat["chips"]))
+    _put(g, seat, min(blind, seat["chips"]))
     seat["last_action"] = label
 
 
-def _put(g: Any, i: int, amount: int) -> None:
-    """Move ``amount`` chips from seat ``i``'s stack into its bet."""
+def _put(g: Any, seat: Any, amount: int) -> None:
+    """Move ``amount`` chips from ``seat``'s stack (a seat of ``g``) into its bet."""
     if amount <= 0:
         return
-    seat = g["seats"][i]
     plain = peek(seat)
     chips, bet, committed = plain["chips"], plain["bet"], plain["committed"]
     seat["chips"] = chips - amount
@@ -572,11 +574,12 @@ def _raise_to(g: Any, i: int, level: int) -> None:
 
 def _round_complete(g: Any) -> bool:
     """Every active player acted and matched the bet, or at most one is active and has
-    nothing to call. (One pass: this runs after every action.)"""
+    nothing to call. ``g`` is a plain game section (:func:`peek` a draft's). (One pass: this
+    runs after every action.)"""
     current = g["current_bet"]
     active = 0
     covered = done = True  # every active bet >= current / every active player is settled
-    for s in peek(g["seats"]):
+    for s in g["seats"]:
         if s["status"] == "active":
             active += 1
             bet = s["bet"]
@@ -588,8 +591,10 @@ def _round_complete(g: Any) -> bool:
 
 
 def _next_to_act(g: Any, anchor: int) -> str:
+    """The first player after seat ``anchor`` who owes an action; ``g`` is a plain game
+    section, as for :func:`_round_complete`."""
     current = g["current_bet"]
-    seats = peek(g["seats"])
+    seats = g["seats"]
     n = len(seats)
     for k in range(anchor + 1, anchor + n + 1):  # round the table once, after the anchor
         s = seats[k % n]
@@ -729,7 +734,7 @@ def _around(n: int, start: int, keep: Callable[[int], bool]) -> list[int]:
 def _log(g: Any, text: str) -> None:
     log = g["log"]
     log.append(text)
-    while len(log) > LOG_SIZE:
+    for _ in range(len(log) - LOG_SIZE):
         del log[0]
 
 
