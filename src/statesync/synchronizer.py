@@ -642,8 +642,10 @@ class StateSynchronizer:
         Outcomes are returned only once the accepted versions are in the store (with a
         checkpoint every ``checkpoint_every`` versions). If the store raises, every action of
         the batch is refused with ``store/unavailable`` and the table is back at its last
-        durable version. Calls on one table must not overlap: a table's owner submits one
-        batch at a time, batching whatever arrived while the previous one was committing.
+        durable version (except a re-sent action applied before this batch: it keeps its
+        answer, accepted as a duplicate). Calls on one table must not overlap: a table's owner
+        submits one batch at a time, batching whatever arrived while the previous one was
+        committing.
         """
         if self._busy:
             raise RuntimeError("submit() calls on one table must not overlap")
@@ -735,13 +737,15 @@ class StateSynchronizer:
             if not o.duplicate:
                 self.dedupe.forget(a.client_id, a.seq)
         return [
-            Rejected(
+            o
+            if o.duplicate and isinstance(o, Accepted) and o.version <= start
+            else Rejected(
                 a,
                 reasons.STORE_UNAVAILABLE,
                 f"store write failed: {type(error).__name__}",
                 version=self.version,
             )
-            for a in acts
+            for a, o in zip(acts, outcomes, strict=True)
         ]
 
     async def join(self, player_id: str) -> Outcome:

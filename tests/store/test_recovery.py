@@ -256,3 +256,22 @@ async def test_system_actions_and_batches_are_stored(store: Store) -> None:
     ]
     assert records[0].timestamp < records[1].timestamp
     same(live, await StateSynchronizer.load(store, "t", Holdem()))
+
+
+async def test_a_failed_batch_keeps_the_answer_of_a_resend_applied_before() -> None:
+    """A re-sent action that took effect before the batch keeps its answer (accepted, as a
+    duplicate at its version) when the batch's write fails; the new actions are refused."""
+    faulty = FaultyStore(MemoryStore())
+    table = await new_table(faulty)
+    bots = Bots()
+    first = bots.next(table)
+    assert first is not None
+    assert (await table.submit([first]))[0].ok
+    fresh = bots.next(table)
+    assert fresh is not None
+    faulty.fail_next(1)
+    again, refused = await table.submit([first, fresh])
+    assert isinstance(again, Accepted) and again.duplicate and again.version == 1
+    assert isinstance(refused, Rejected) and refused.code == reasons.STORE_UNAVAILABLE
+    assert table.version == 1
+    assert (await table.submit([fresh]))[0].ok
