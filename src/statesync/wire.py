@@ -637,6 +637,8 @@ class WireEncoder(_End):
                                     append(s + 1)
                         else:
                             self._literal(out, v, 0xAE)  # _T_STR
+                    elif tv is dict and self.max_depth > 0:
+                        self._dict(out, v, 0)  # what _value does for a dict at depth 0
                     else:
                         self._value(out, v, None, 0)
                 elif t is Splice:
@@ -942,7 +944,18 @@ class WireEncoder(_End):
                 self._value(out, x, None, depth)
             return
         undo = self._undo
+        strs = self._strs
+        str_slot = strs.index.get  # type: ignore[union-attr]
         for i, x in enumerate(v.values()):
+            if type(x) is str:  # _value, inline: a string takes no context
+                s = str_slot(x)
+                if s is None:
+                    self._string(out, x)
+                else:
+                    if not strs.refs[s]:
+                        strs.refs[s] = self._tag
+                    out.append(s)
+                continue
             old = memo[i]
             self._value(out, x, old, depth)
             if type(x) is int:

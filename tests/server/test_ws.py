@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
 
 from statesync.games import Holdem, TicTacToe
@@ -48,6 +49,7 @@ from statesync.protocol.messages import (
     encode,
 )
 from statesync.server.auth import TokenSigner
+from statesync.server.connection import Connection
 from statesync.server.metrics import CONTENT_TYPE, Metrics
 from statesync.server.table import TableActor
 from statesync.server.ws import Server
@@ -189,6 +191,23 @@ async def fatal_error(ws: ClientConnection) -> Error:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
             return m
+
+
+def connection_of(server: Server, client_id: str) -> Connection:
+    """The server's connection of the client ``client_id``."""
+    (conn,) = [
+        c
+        for c in server.connections
+        if c.session.identity and c.session.identity.client_id == client_id
+    ]
+    return conn
+
+
+def seated_online(session: ClientSession, player: str) -> bool:
+    """Whether ``player``'s seat is marked connected in the view ``session`` holds."""
+    view = session.authoritative
+    assert isinstance(view, dict)
+    return bool(view["seats"][player]["connected"])
 
 
 # ---------------------------------------------------------------------- handshake
@@ -758,18 +777,24 @@ async def test_a_slow_reader_lags_then_catches_up(
         await peer.connect()
     actor = server.tables["slow"]
     await watcher.synced(actor)
-    (conn,) = [
-        c
-        for c in server.connections
-        if c.session.identity and c.session.identity.client_id == "w-1"
-    ]
+    conn = connection_of(server, "w-1")
+    # A reader that stops reading: the socket's write buffer stays over its high-water mark
+    # (so the server queues instead of writing), and a send that waits for it to drain
+    # returns only once the gate opens.
     gate = asyncio.Event()
     real_send = conn.ws.send
+    transport = conn.ws.transport
+    real_size = transport.get_write_buffer_size
+    full = transport.get_write_buffer_limits()[1] + 1
+
+    def buffer_size() -> int:
+        return real_size() if gate.is_set() else full
 
     async def stalled_send(message: Any, *args: Any, **kw: Any) -> None:
         await gate.wait()
         await real_send(message, *args, **kw)
 
+    monkeypatch.setattr(transport, "get_write_buffer_size", buffer_size)
     monkeypatch.setattr(conn.ws, "send", stalled_send)
     for peer, cell in ((ann, 0), (bob, 3), (ann, 1), (bob, 4), (ann, 6), (bob, 7)):
         await peer.synced(actor)
@@ -784,6 +809,82 @@ async def test_a_slow_reader_lags_then_catches_up(
     for peer in (ann, bob, watcher):
         await peer.close()
     await server.stop()
+
+
+async def test_sent_frames_are_counted_exactly(ttt: Server) -> None:
+    """``messages_sent_total`` and ``bytes_sent_total`` count every frame the clients got."""
+    ann = Peer(ttt, token("count", "ann"), "ann-1")
+    bob = Peer(ttt, token("count", "bob"), "bob-1")
+    await ann.connect()
+    await bob.connect()
+    actor = ttt.tables["count"]
+    for peer, cell in ((ann, 0), (bob, 4), (ann, 8)):
+        await peer.synced(actor)
+        assert (await peer.result(await peer.act("place", {"cell": cell}))).ok
+    await ann.synced(actor)
+    await bob.synced(actor)
+    frames = ann.raw + bob.raw
+    assert ttt.metrics.value("messages_sent_total") == len(frames)
+    assert ttt.metrics.value("bytes_sent_total") == sum(map(len, frames))
+    await ann.close()
+    await bob.close()
+
+
+async def test_a_failure_while_encoding_closes_only_that_connection(
+    ttt: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ann = Peer(ttt, token("enc", "ann"), "ann-1")
+    bob = Peer(ttt, token("enc", "bob"), "bob-1")
+    await ann.connect()
+    await bob.connect()
+    actor = ttt.tables["enc"]
+    watcher = await raw_ws(ttt)
+    await watcher.send(encode(Hello([1], token("enc", None), "w-1")))
+    assert isinstance(await next_message(watcher), Welcome)
+    assert isinstance(await next_message(watcher), Snapshot)
+
+    def broken(*args: Any, **kw: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(connection_of(ttt, "w-1").session, "update", broken)
+    await ann.synced(actor)
+    assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
+    assert (await fatal_error(watcher)).code == codes.INTERNAL
+    assert ttt.metrics.value("bad_messages_total", code=codes.INTERNAL) == 1
+    await ann.synced(actor)  # the table and the other connections carry on
+    await bob.synced(actor)
+    await ann.close()
+    await bob.close()
+
+
+async def test_a_failed_socket_write_drops_only_that_connection(
+    ttt: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write the transport refuses is a vanished peer: the connection is dropped, the
+    player marked disconnected, and no internal error is counted."""
+    ann = Peer(ttt, token("wf", "ann"), "ann-1")
+    bob = Peer(ttt, token("wf", "bob"), "bob-1")
+    await ann.connect()
+    await bob.connect()
+    actor = ttt.tables["wf"]
+    await bob.synced(actor)
+    victim = connection_of(ttt, "bob-1").ws
+
+    def failing(connections: Any, message: Any, **kw: Any) -> None:
+        if victim in connections:
+            raise OSError("the socket is gone")
+        broadcast(connections, message, **kw)
+
+    monkeypatch.setattr("statesync.server.connection.broadcast", failing)
+    await ann.synced(actor)
+    assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
+    await bob.drain_until_closed()
+    view = ann.session
+    await ann.until(lambda: view.authoritative is not None and not seated_online(view, "bob"))
+    assert not actor.sync.state["seats"]["bob"]["connected"]
+    assert ttt.metrics.value("bad_messages_total", code=codes.INTERNAL) == 0
+    await ann.synced(actor)
+    await ann.close()
 
 
 async def test_bye_with_leave_gives_up_the_seat(ttt: Server) -> None:

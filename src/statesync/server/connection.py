@@ -4,31 +4,40 @@
 
 Theory of operation
 -------------------
-Each connection runs two long-lived tasks and one short task per action in flight::
+Each connection runs one reader task, one writer task and one short task per action in
+flight::
 
-    reader (the websockets handler task)          writer (one per connection)
-      ws.recv() -> session.receive() -> events       waits on a wake-up event, then sends, in
-        Opened          -> open/seat/subscribe       order: every frame the session produced
-        ActionReceived  -> task: actor.act()  ----.  (Welcome, Pong, Error...), then drains the
-        ResyncRequested -> sub.resync()           |  outbox one item at a time:
-        Closing         -> close                  |    update -> session.update()  (encode)
-                                                  '->  result -> session.result()
-    actor flush -> send(update) -> outbox  -------->   and sends what that produced.
+    reader (the websockets handler task)          output (one FIFO: frames, then the outbox)
+      ws.recv() -> session.receive() -> events       every frame the session produced (Welcome,
+        Opened          -> open/seat/subscribe       Pong, Error...) is sent before the outbox
+        ActionReceived  -> task: actor.act()  ----.  is drained one item at a time:
+        ResyncRequested -> sub.resync()           |    update -> session.update()  (encode)
+        Closing         -> close                  |    result -> session.result()
+                                                  '->  and what that produced is sent next.
+    actor flush -> send(update) -> outbox  -------->
 
-**One sender.** Only the writer calls ``ws.send``; every frame goes through one FIFO list,
-so frames leave in exactly the order the session produced them. Updates and results share
-the outbox, so a result and the update holding its effect may arrive in either order (the
-protocol allows it), but two updates, or two results, are never reordered.
+**Sending.** Whoever queues something (the actor's ``send``, an answered action, the reader)
+sends it on the spot while the socket's write buffer is below its high-water mark: each
+frame is written to the transport with websockets' synchronous
+:func:`~websockets.asyncio.server.broadcast`, with no task switch and no wait. A frame is
+only ever written after everything queued before it, so frames leave in exactly the order the
+session produced them. When the buffer is full, what is left stays queued and the *writer*
+task takes over: it sends the next frame with ``await ws.send()``, which waits until the
+buffer drains, and carries on. The writer also closes the connection (after a fatal error, a
+``Bye``, or on shutdown). Updates and results share the outbox, so a result and the update
+holding its effect may arrive in either order (the protocol allows it), but two updates, or
+two results, are never reordered.
 
-**Back-pressure.** The actor's ``send`` callback never blocks: it appends to the outbox and
-returns False when :attr:`Limits.send_queue_max <statesync.protocol.limits.Limits>` updates
-are already queued. The actor then marks the subscription *lagging* and stops sending; once
-the writer has drained the outbox to half, it calls :meth:`Subscription.resume`, and the
-actor sends one update squashed from the last version queued (or a snapshot). ``ws.send``
-waits while the socket's buffer is full, so a slow reader fills the outbox and lags instead
-of growing memory. Results are never refused (the action rate limit bounds them).
+**Back-pressure.** The actor's ``send`` callback never blocks: it queues the update (sending
+it at once if the socket takes it) and returns False when
+:attr:`Limits.send_queue_max <statesync.protocol.limits.Limits>` updates are already queued.
+The actor then marks the subscription *lagging* and stops sending; once the outbox has
+drained to half, the connection calls :meth:`Subscription.resume`, and the actor sends one
+update squashed from the last version queued (or a snapshot). A slow reader fills the socket
+buffer, then the outbox, and lags instead of growing memory. Results are never refused (the
+action rate limit bounds them).
 
-**No gaps.** The writer passes an update to the session only if it starts at the version the
+**No gaps.** An update is passed to the session only if it starts at the version the
 client holds. A delta that does not (after a ``Resync``, or when the delta is too large for
 the wire format, which raises :class:`~statesync.errors.WireError`) is dropped and the
 subscription asked for a snapshot (:meth:`Subscription.resync`); deltas already queued are
@@ -52,7 +61,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from statesync import reasons
 from statesync.actions import Rejected
@@ -135,6 +146,7 @@ class Connection:
         self._frames: list[bytes] = []
         self._outbox: deque[StateDelta | StateSnapshot | _ResultItem] = deque()
         self._queued_updates = 0
+        self._sending = False
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._awaiting_snapshot = False
@@ -192,7 +204,9 @@ class Connection:
         """Enforce the session's handshake and idle timeouts (call it every second or so).
         Heartbeats are WebSocket pings, sent by the websockets library itself."""
         try:
-            self._handle_sync(self.session.tick(now))
+            events = self.session.tick(now)
+            if events:  # nothing to do otherwise: a tick produces frames only when it closes
+                self._handle_sync(events)
         except Exception as e:
             self._fail(e, "ticking")
 
@@ -321,22 +335,23 @@ class Connection:
         if not outcome.ok:
             self.metrics.inc("actions_rejected_total")
         self._outbox.append(_ResultItem(action.seq, outcome))
-        self._wake.set()
+        self._kick()
 
     # ------------------------------------------------------------------ output
 
     def _offer(self, update: StateDelta | StateSnapshot) -> bool:
-        """The subscription's ``send``: queue an update, or refuse when the outbox is full."""
+        """The subscription's ``send``: queue an update (sent at once if the socket takes it),
+        or refuse when the outbox is full."""
         if self._queued_updates >= self.limits.send_queue_max:
             return False
         self._outbox.append(update)
         self._queued_updates += 1
-        self._wake.set()
+        self._kick()
         return True
 
     def _collect(self, *, note: bool = False) -> None:
-        """Move what the session produced to the send queue (``note``: count refusals and
-        errors it contains, i.e. the session's answers to client input)."""
+        """Send what the session produced (``note``: count refusals and errors it contains,
+        i.e. the session's answers to client input)."""
         frames = self.session.data_to_send()
         if not frames:
             return
@@ -344,7 +359,7 @@ class Connection:
             for frame in frames:
                 self._note(frame)
         self._frames.extend(frames)
-        self._wake.set()
+        self._kick()
 
     def _note(self, frame: bytes) -> None:
         try:
@@ -356,6 +371,74 @@ class Connection:
         elif isinstance(message, Result) and not message.ok:
             self.metrics.inc("actions_total")  # refused by the session itself (rate, spectator)
             self.metrics.inc("actions_rejected_total")
+
+    def _kick(self) -> None:
+        """Something was queued: send it now if the socket takes it, else wake the writer."""
+        try:
+            if self._send_ready():
+                return
+        except Exception as e:
+            self._fail(e, "sending")
+        self._wake.set()
+
+    def _send_ready(self) -> bool:
+        """Send the queued frames and drain the outbox without waiting, for as long as the
+        socket's write buffer is below its high-water mark. Returns False when frames are
+        left because the buffer is full (the writer must wait for it), else True.
+
+        The outbox is drained only while the session is open and no close was requested
+        (a closing connection sends the frames queued so far, nothing more)."""
+        if self._sending:
+            return True  # called from within the loop below, which sends what was queued
+        self._sending = True
+        try:
+            frames, outbox, session = self._frames, self._outbox, self.session
+            while not self._peer_gone:
+                if frames:
+                    if not self._write(frames):
+                        return False
+                elif outbox and self._close_code is None and session.state != CLOSED:
+                    self._deliver(outbox.popleft())
+                else:
+                    break
+            return True
+        finally:
+            self._sending = False
+
+    def _write(self, frames: list[bytes]) -> bool:
+        """Write ``frames`` to the socket, oldest first, while its write buffer is below the
+        high-water mark; returns False if some are left because it is not.
+
+        A WebSocket that is no longer open (a close frame went either way) never takes
+        another frame: the frames are dropped, as ``ws.send`` would have refused them, and
+        nothing more is encoded, as for a vanished peer. A write that fails drops the
+        connection."""
+        ws = self.ws
+        if ws.state is not State.OPEN:
+            frames.clear()
+            self._peer_gone = True
+            return True
+        transport = ws.transport
+        high = transport.get_write_buffer_limits()[1]
+        count = size = 0
+        try:
+            for frame in frames:
+                if transport.get_write_buffer_size() > high:
+                    break
+                broadcast((ws,), frame, raise_exceptions=True)
+                count += 1
+                size += len(frame)
+        except Exception:
+            log.debug("statesync connection: writing to the socket failed", exc_info=True)
+            frames.clear()
+            self._peer_gone = True
+            transport.abort()
+        finally:
+            del frames[:count]
+            if count:
+                self.metrics.inc("messages_sent_total", count)
+                self.metrics.inc("bytes_sent_total", size)
+        return not frames
 
     async def _write_loop(self) -> None:
         wake = self._wake
@@ -381,33 +464,28 @@ class Connection:
             await self._last_words(e)
 
     async def _pump(self) -> None:
-        """Send frames and drain the outbox until both are empty."""
+        """Send everything queued, waiting for the socket whenever its buffer is full, and
+        close the session on shutdown once the outbox is empty."""
         session = self.session
-        send = self.ws.send
-        inc = self.metrics.inc
-        outbox = self._outbox
+        frames = self._frames
         while not self._peer_gone:
-            frames = self._frames
-            if frames:
-                self._frames = []
-                for frame in frames:
-                    await send(frame)
-                    inc("messages_sent_total")
-                    inc("bytes_sent_total", len(frame))
-                continue
-            if outbox and self._close_code is None:
-                self._deliver(outbox.popleft())
+            if not self._send_ready():
+                # The buffer is full: send the next frame the way that waits until it drains.
+                frame = frames.pop(0)
+                await self.ws.send(frame)
+                self.metrics.inc("messages_sent_total")
+                self.metrics.inc("bytes_sent_total", len(frame))
                 continue
             if self._shutdown and self._close_code is None:
                 session.close(codes.SHUTDOWN, "the server is shutting down", now=self._clock())
                 self._close_code = codes.SHUTDOWN
-                self._collect()
+                self._frames.extend(session.data_to_send())
                 continue
             return
 
     def _deliver(self, item: StateDelta | StateSnapshot | _ResultItem) -> None:
         """Have the session encode one outbox item; its frames join :attr:`_frames` (the
-        writer sends them next, so nothing here needs to wake it)."""
+        loop that called this sends them next)."""
         session, now = self.session, self._clock()
         if isinstance(item, _ResultItem):
             session.result(item.seq, item.outcome, now=now)
