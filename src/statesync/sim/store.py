@@ -6,9 +6,9 @@ Three layers, outermost first::
                    commit and its acknowledgement) and death (after a crash, nothing the dead
                    process still tries to do reaches the store)
     FaultyStore    injected write failures and lost acknowledgements (statesync.store.faults)
-    ObservedStore  records the authoritative full state at every committed version, for the
-                   leak oracle and the end-of-run checks
-    MemoryStore    the data, which survives every crash of the simulated server
+    ObservedStore  a MemoryStore (the data, which survives every crash of the simulated
+                   server) that also records the authoritative full state at every committed
+                   version, for the leak oracle and the end-of-run checks
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from statesync.delta import patch
 from statesync.store.faults import InjectedFault
+from statesync.store.memory import MemoryStore
 
 if TYPE_CHECKING:
     import random
@@ -29,12 +30,13 @@ if TYPE_CHECKING:
 __all__ = ["ObservedStore", "ProcessStore"]
 
 
-class ObservedStore:
-    """Passes everything to ``inner`` and keeps, per table, the full state at every version
-    committed in the current epoch (states share structure, so this is cheap)."""
+class ObservedStore(MemoryStore):
+    """A :class:`~statesync.store.memory.MemoryStore` that also keeps, per table, the full
+    state at every version committed in the current epoch (states share structure, so this
+    is cheap)."""
 
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
+        super().__init__()
         self.states: dict[str, dict[int, dict[str, Any]]] = {}
         self.heads: dict[str, int] = {}
 
@@ -52,7 +54,7 @@ class ObservedStore:
         self.heads[table_id] = checkpoint.version
 
     async def create_table(self, meta: TableMeta, checkpoint: Checkpoint) -> None:
-        await self.inner.create_table(meta, checkpoint)
+        await super().create_table(meta, checkpoint)
         self._start(checkpoint, meta.table_id)
 
     async def append(
@@ -62,33 +64,15 @@ class ObservedStore:
         records: Sequence[LogRecord],
         checkpoint: Checkpoint | None = None,
     ) -> None:
-        await self.inner.append(table_id, epoch, records, checkpoint)
+        await super().append(table_id, epoch, records, checkpoint)
         states = self.states[table_id]
         for record in records:
             states[record.version] = patch(states[record.version - 1], record.delta)  # type: ignore[assignment]
             self.heads[table_id] = record.version
 
     async def reset(self, table_id: str, epoch: int, checkpoint: Checkpoint) -> None:
-        await self.inner.reset(table_id, epoch, checkpoint)
+        await super().reset(table_id, epoch, checkpoint)
         self._start(checkpoint, table_id)
-
-    async def load(self, table_id: str, *, retain: int = 0) -> StoredTable:
-        return await self.inner.load(table_id, retain=retain)
-
-    async def read_log(self, table_id: str, start: int, stop: int) -> list[LogRecord]:
-        return await self.inner.read_log(table_id, start, stop)
-
-    async def checkpoint_at(self, table_id: str, version: int) -> Checkpoint | None:
-        return await self.inner.checkpoint_at(table_id, version)
-
-    async def tables(self) -> list[TableInfo]:
-        return await self.inner.tables()
-
-    async def compact(self, table_id: str, policy: RetentionPolicy) -> int:
-        return await self.inner.compact(table_id, policy)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class ProcessStore:

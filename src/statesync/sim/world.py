@@ -58,7 +58,6 @@ from statesync.sim.net import Link, Network
 from statesync.sim.oracle import LeakOracle
 from statesync.sim.store import ObservedStore, ProcessStore
 from statesync.store.faults import FaultyStore
-from statesync.store.memory import MemoryStore
 from statesync.synchronizer import SYSTEM_CLIENT, StateSynchronizer
 
 if TYPE_CHECKING:
@@ -233,7 +232,7 @@ class World:
         self.stats = result.stats
         self.fingerprint = hashlib.blake2b(digest_size=16)
         self.signer = TokenSigner(SECRET)
-        self.observed = ObservedStore(MemoryStore())
+        self.observed = ObservedStore()
         rng = self.rng
         self.faulty = FaultyStore(
             self.observed,
@@ -527,9 +526,9 @@ class World:
 
     async def _check_table(self, table: str, live: StateSynchronizer) -> None:
         stats = self.stats
-        inner = self.observed.inner
+        store = self.observed
         # The table as stored: every hash checked on load, and the log re-run by the rules.
-        stored = await StateSynchronizer.load(inner, table, self.game)
+        stored = await StateSynchronizer.load(store, table, self.game)
         if (stored.version, stored.hash) != (live.version, live.hash) or stored.state != live.state:
             self.problem(
                 f"{table}: the live table (v{live.version} {live.hash}) differs from the store "
@@ -538,7 +537,7 @@ class World:
         observed = self.observed.latest(table)
         if observed is None or observed[0] != live.version or observed[1] != live.state:
             self.problem(f"{table}: the log's deltas do not add up to the live state")
-        report = replay(await inner.load(table, retain=10**9), self.game)
+        report = replay(await store.load(table, retain=10**9), self.game)
         if not report.ok:
             self.problem(f"{table}: replaying the log diverges: {report.divergence}")
         stats["versions"] += live.version
@@ -560,7 +559,7 @@ class World:
             if replica.version == live.version and replica.hash != live.view_hash(client.player):
                 self.problem(f"{client.client_id}: the server's view hash is not its view's")
         # Acknowledged actions: each in the log once, at its version; nothing extra.
-        log = await inner.read_log(table, 1, live.version)
+        log = await store.read_log(table, 1, live.version)
         where: dict[tuple[str, int], list[int]] = {}
         for record in log:
             action = record.action
