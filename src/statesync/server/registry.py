@@ -5,7 +5,12 @@ The first connection to a table loads it from the store (or creates it) and star
 a lock per table id makes concurrent first connections share one actor instead of racing
 two writers onto the store. :meth:`TableRegistry.close` waits for opens in progress, refuses
 later ones, and stops every actor (each answers its queued actions and flushes its
-subscribers first). Actors stay loaded until the registry closes.
+subscribers first).
+
+An actor stays loaded while anyone uses its table. :meth:`TableRegistry.unload_idle` (the
+server calls it every second) stops and forgets a table that has had no subscriber, no seated
+connection and no open in progress for ``idle_unload`` seconds: a server that has seen many
+tables keeps only the busy ones in memory. The next connection loads it again from the store.
 
 The registry also counts each seated player's live connections per table (:meth:`attach` /
 :meth:`detach`), so a player with two tabs open, or whose new connection overtakes the
@@ -20,6 +25,7 @@ batch. The other methods are passed through untimed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from statesync.storage import RetentionPolicy, Store, StoredTable, TableInfo
 
 __all__ = ["RegistryClosedError", "TableRegistry", "TimedStore"]
+
+log = logging.getLogger(__name__)
 
 
 class RegistryClosedError(RuntimeError):
@@ -56,7 +64,11 @@ class TableRegistry:
         tick_rate: float | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
+        idle_unload: float | None = 300.0,
     ) -> None:
+        if idle_unload is not None and not idle_unload > 0:
+            raise ValueError("idle_unload must be positive (or None: never unload)")
+        self.idle_unload = idle_unload
         self.game = game
         self.store = store
         self.game_ref = game_ref
@@ -66,6 +78,7 @@ class TableRegistry:
         self.tables: dict[str, TableActor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._presence: dict[tuple[str, str], int] = {}
+        self._used: dict[str, float] = {}
         self._closed = False
 
     async def get(self, table_id: str) -> TableActor:
@@ -73,6 +86,7 @@ class TableRegistry:
 
         Raises :class:`RegistryClosedError` once :meth:`close` started, and what
         :meth:`TableActor.open` raises (a store error, a damaged table)."""
+        self._used[table_id] = self.clock()
         actor = self.tables.get(table_id)
         if actor is not None:
             return actor
@@ -95,7 +109,43 @@ class TableRegistry:
                 actor.start()
                 self.tables[table_id] = actor
                 self.metrics.set("tables", len(self.tables))
+            self._used[table_id] = self.clock()
             return actor
+
+    def _busy(self, table_id: str, actor: TableActor, *, locked_by_us: bool = False) -> bool:
+        """Someone uses the table: a subscriber, a seated connection, or an open under way."""
+        lock = self._locks.get(table_id)
+        opening = lock is not None and lock.locked() and not locked_by_us
+        return bool(actor.subscriptions or opening or any(t == table_id for t, _ in self._presence))
+
+    async def unload_idle(self, now: float | None = None) -> list[str]:
+        """Stop and forget every table unused for ``idle_unload`` seconds at ``now`` (default:
+        the clock); returns their ids. Each actor answers its queued actions first. Does
+        nothing when ``idle_unload`` is ``None`` or the registry is closing."""
+        if self.idle_unload is None or self._closed:
+            return []
+        now = self.clock() if now is None else now
+        unloaded = []
+        for table_id, actor in list(self.tables.items()):
+            if self._busy(table_id, actor):
+                self._used[table_id] = now
+                continue
+            if now - self._used.get(table_id, now) < self.idle_unload:
+                continue
+            lock = self._locks.setdefault(table_id, asyncio.Lock())
+            async with lock:  # no open of this table can start meanwhile
+                busy = self._busy(table_id, actor, locked_by_us=True)
+                if self.tables.get(table_id) is not actor or busy:
+                    continue
+                del self.tables[table_id]
+                self._used.pop(table_id, None)
+                self.metrics.set("tables", len(self.tables))
+                try:
+                    await actor.stop()
+                except Exception:  # pragma: no cover - an actor that crashed: already logged
+                    log.exception("table %r failed while unloading", table_id)
+                unloaded.append(table_id)
+        return unloaded
 
     def attach(self, table_id: str, player: str) -> bool:
         """Count a new connection of ``player``; True if it is their only one."""

@@ -16,7 +16,8 @@ Structure: :class:`Server` owns the listening socket, a
 connection that names it) and one :class:`~statesync.server.connection.Connection` per
 socket (the reader/writer pair that drives a sans-I/O
 :class:`~statesync.protocol.server_session.ServerSession`). A ticker task calls
-:meth:`Server.tick` every second to enforce the sessions' handshake and idle timeouts.
+:meth:`Server.tick` every second to enforce the sessions' handshake and idle timeouts, then
+unloads tables nobody has used for ``idle_unload`` seconds (300 by default).
 
 Transport settings derived from :class:`~statesync.protocol.limits.Limits`:
 
@@ -94,7 +95,8 @@ class Server:
     ``game_ref`` (``"module:Class"``) is recorded with tables it creates; ``tick_rate`` is
     handed to every :class:`~statesync.server.table.TableActor` (``None``: flush after every
     batch); ``clock`` is wall-clock seconds (token expiry, session timeouts, table
-    timestamps). :attr:`tables` holds the loaded tables by id. Use it as an async context
+    timestamps); a table nobody has used for ``idle_unload`` seconds is unloaded from memory
+    (``None``: never). :attr:`tables` holds the loaded tables by id. Use it as an async context
     manager, or call :meth:`start` and :meth:`stop`.
     """
 
@@ -109,6 +111,7 @@ class Server:
         tick_rate: float | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        idle_unload: float | None = 300.0,
     ) -> None:
         self.game = game
         self.store = store
@@ -123,6 +126,7 @@ class Server:
             tick_rate=tick_rate,
             clock=clock,
             metrics=self.metrics,
+            idle_unload=idle_unload,
         )
         self.tables: dict[str, TableActor] = self._registry.tables
         """The loaded tables by id (the actors run until :meth:`stop`)."""
@@ -248,6 +252,7 @@ class Server:
             await asyncio.sleep(TICK_INTERVAL)
             try:
                 self.tick()
+                await self._registry.unload_idle()
             except Exception:  # pragma: no cover - Connection.tick catches its own
                 log.exception("statesync server tick failed")
 

@@ -1,0 +1,95 @@
+"""TableRegistry: one actor per table, presence counting, and unloading idle tables."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from statesync.actions import PlayerAction
+from statesync.games import TicTacToe
+from statesync.server.metrics import Metrics
+from statesync.server.registry import TableRegistry
+from statesync.store import MemoryStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def registry(store: MemoryStore, clock: Clock, idle: float | None = 60.0) -> TableRegistry:
+    return TableRegistry(TicTacToe(), store, clock=clock, metrics=Metrics(), idle_unload=idle)
+
+
+async def test_concurrent_first_opens_share_one_actor() -> None:
+    reg = registry(MemoryStore(), Clock())
+    a, b = await asyncio.gather(reg.get("t"), reg.get("t"))
+    assert a is b and list(reg.tables) == ["t"]
+    await reg.close()
+
+
+async def test_an_idle_table_is_unloaded_and_comes_back_from_the_store() -> None:
+    store, clock = MemoryStore(), Clock()
+    reg = registry(store, clock)
+    actor = await reg.get("t")
+    assert (await actor.join("alice")).ok and (await actor.join("bob")).ok
+    move = PlayerAction("alice", "alice-1", 1, 2, "place", {"cell": 4})
+    assert (await actor.act(move)).ok
+    clock.now += 59
+    assert await reg.unload_idle() == []  # not idle long enough
+    clock.now += 2
+    assert await reg.unload_idle() == ["t"]
+    assert reg.tables == {} and not actor.running
+    assert reg.metrics.render().count("statesync_tables 0") == 1
+    again = await reg.get("t")  # the next connection loads it from the store
+    assert again is not actor
+    assert again.sync.version == 3 and again.sync.state["game"]["board"][4] == "X"
+    await reg.close()
+
+
+async def test_a_table_in_use_is_never_unloaded() -> None:
+    clock = Clock()
+    reg = registry(MemoryStore(), clock)
+    actor = await reg.get("t")
+    sub = actor.subscribe(None, send=lambda update: True)  # a spectator
+    clock.now += 1000
+    assert await reg.unload_idle() == []
+    sub.close()
+    reg.attach("t", "alice")  # a seated player's connection
+    clock.now += 1000
+    assert await reg.unload_idle() == []
+    reg.detach("t", "alice")
+    clock.now += 59  # idle from the last time it was seen in use
+    assert await reg.unload_idle() == []
+    clock.now += 1
+    assert await reg.unload_idle() == ["t"]
+    await reg.close()
+
+
+async def test_a_get_during_the_unload_waits_and_gets_a_fresh_actor() -> None:
+    clock = Clock()
+    reg = registry(MemoryStore(), clock)
+    old = await reg.get("t")
+    clock.now += 61
+    unloading = asyncio.ensure_future(reg.unload_idle())
+    await asyncio.sleep(0)  # the unload holds the table's lock now
+    fresh = await reg.get("t")
+    assert await unloading == ["t"]
+    assert fresh is not old and fresh.running and not old.running
+    await reg.close()
+
+
+async def test_unloading_can_be_turned_off_and_is_validated() -> None:
+    clock = Clock()
+    reg = registry(MemoryStore(), clock, idle=None)
+    await reg.get("t")
+    clock.now += 10**6
+    assert await reg.unload_idle() == []
+    assert list(reg.tables) == ["t"]
+    await reg.close()
+    with pytest.raises(ValueError, match="idle_unload"):
+        registry(MemoryStore(), clock, idle=0)
