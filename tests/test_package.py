@@ -46,9 +46,12 @@ ALLOWED = {
     "core": {"core"},
     "protocol": {"core", "protocol"},
     "store": {"core", "store"},
+    # DESIGN.md draws sim -> protocol, core; the simulator also drives the real server (its
+    # connections and table actors), a store and the SDK's Backoff, on a virtual loop.
     "sim": {"core", "protocol", "store", "server", "client", "sim"},
     "server": {"core", "protocol", "server"},
     "client": {"core", "protocol", "client"},
+    # testing.chaos runs SDK clients in child processes.
     "testing": {"core", "protocol", "store", "client", "testing"},
     "cli": {"core", "protocol", "store", "server", "client", "sim", "cli"},
 }
