@@ -17,6 +17,8 @@ from statesync.sim.runner import run_seeds
 from statesync.sim.world import simulate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from statesync.sim.runner import Campaign
 
 __all__ = ["GAMES", "game_names", "run_one", "run_sim"]
@@ -24,7 +26,7 @@ __all__ = ["GAMES", "game_names", "run_one", "run_sim"]
 BAR = 30
 
 
-def _progress(total: int, out: TextIO) -> object:
+def _progress(total: int, out: TextIO) -> Callable[[Campaign], None]:
     """A progress bar redrawn in place on a terminal; on a log (CI), a line per quarter."""
     tty = out.isatty()
     shown = [0]
@@ -59,7 +61,7 @@ def run_sim(
     seeds = range(start, start + count)
     print(f"statesync sim: seeds {start}-{start + count - 1}, faults: {','.join(faults) or 'none'}")
     for game in games:
-        c = run_seeds(game, seeds, faults, jobs=jobs, progress=_progress(count, out))  # type: ignore[arg-type]
+        c = run_seeds(game, seeds, faults, jobs=jobs, progress=_progress(count, out))
         s = c.stats
         if out.isatty():
             out.write("\n")

@@ -78,6 +78,7 @@ class TableRegistry:
         self.tables: dict[str, TableActor] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._presence: dict[tuple[str, str], int] = {}
+        self._seated: dict[str, int] = {}  # live seated connections per table
         self._used: dict[str, float] = {}
         self._closed = False
 
@@ -116,7 +117,7 @@ class TableRegistry:
         """Someone uses the table: a subscriber, a seated connection, or an open under way."""
         lock = self._locks.get(table_id)
         opening = lock is not None and lock.locked() and not locked_by_us
-        return bool(actor.subscriptions or opening or any(t == table_id for t, _ in self._presence))
+        return bool(actor.subscriptions or opening or table_id in self._seated)
 
     async def unload_idle(self, now: float | None = None) -> list[str]:
         """Stop and forget every table unused for ``idle_unload`` seconds at ``now`` (default:
@@ -151,11 +152,16 @@ class TableRegistry:
         """Count a new connection of ``player``; True if it is their only one."""
         key = (table_id, player)
         self._presence[key] = self._presence.get(key, 0) + 1
+        self._seated[table_id] = self._seated.get(table_id, 0) + 1
         return self._presence[key] == 1
 
     def detach(self, table_id: str, player: str) -> bool:
         """Count a closed connection of ``player``; True if it was their last one."""
         key = (table_id, player)
+        if key in self._presence:
+            seated = self._seated.pop(table_id) - 1
+            if seated:
+                self._seated[table_id] = seated
         left = self._presence.get(key, 0) - 1
         if left > 0:
             self._presence[key] = left

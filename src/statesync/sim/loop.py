@@ -74,7 +74,6 @@ class SimLoop(asyncio.BaseEventLoop):
         super().__init__()
         self._now = 0.0
         self._selector = _NoSelector(self)
-        self._groups: dict[str, set[asyncio.Task[Any]]] = {}
         self._group_of: weakref.WeakKeyDictionary[asyncio.Future[Any], str] = (
             weakref.WeakKeyDictionary()
         )
@@ -104,9 +103,6 @@ class SimLoop(asyncio.BaseEventLoop):
         group = context.get(GROUP) if context is not None else GROUP.get()
         if group is not None:
             self._group_of[task] = group
-            members = self._groups.setdefault(group, set())
-            members.add(task)
-            task.add_done_callback(members.discard)
         return task
 
     def group_of(self, task: asyncio.Future[Any]) -> str | None:
@@ -116,8 +112,8 @@ class SimLoop(asyncio.BaseEventLoop):
     def tasks_of(self, group: str) -> list[asyncio.Task[Any]]:
         """The unfinished tasks of ``group``, oldest first (by creation order of their
         names, which asyncio numbers)."""
-        tasks = [t for t in self._groups.get(group, ()) if not t.done()]
-        return sorted(tasks, key=_task_number)
+        tasks = [t for t, g in list(self._group_of.items()) if g == group and not t.done()]
+        return sorted(tasks, key=_task_number)  # type: ignore[arg-type]
 
 
 def _task_number(task: asyncio.Task[Any]) -> tuple[int, str]:

@@ -148,13 +148,13 @@ class ServerSocket:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close: the client sees the close after the frames sent before it."""
         if not self.closed:
-            self._closed_here(f"server closed {code} {reason}".strip())
+            self._closed_here()
             self._wire.close_to_client(f"closed by the server ({code} {reason})")
 
     def abort(self) -> None:
         """Drop the connection at once."""
         if not self.closed:
-            self._closed_here("aborted by the server")
+            self._closed_here()
             self._wire.reset_to_client("reset by the server")
 
     # ------------------------------------------------------------------ network side
@@ -165,9 +165,8 @@ class ServerSocket:
         self._inbox.append(data)
         self._wake()
 
-    def _closed_here(self, reason: str) -> None:
+    def _closed_here(self) -> None:
         self.closed = True
-        self._wire.server_closed = True
         self._wake()
 
     def _wake(self) -> None:
@@ -188,7 +187,6 @@ class Wire:
         self.server = ServerSocket(self)
         self.client_closed = False
         """The client gave the connection up (or was told it closed)."""
-        self.server_closed = False
         self.cut = False
         """Nothing more is delivered in either direction."""
         self.stalled_until = 0.0
@@ -276,7 +274,7 @@ class Wire:
     def _server_learns(self) -> None:
         if not self.server.closed:
             self.network.trace(self.number, "x>s", b"")
-            self.server._closed_here("the client went away")
+            self.server._closed_here()
 
     def stall(self, seconds: float) -> None:
         """Partition: nothing moves in either direction for ``seconds``."""
@@ -290,7 +288,6 @@ class Wire:
             return
         self.cut = True
         self.server.closed = True
-        self.server_closed = True
         loop = self.network.loop
         loop.call_at(loop.time() + self.link.latency, self._client_learns, "server crashed")
 
@@ -345,7 +342,3 @@ class Network:
             self.refused += 1
             wire.cut = True
             wire._client_learns("connection refused")
-
-    def live(self) -> list[Wire]:
-        """Connections not yet closed on either side."""
-        return [w for w in self.wires if not (w.cut or (w.client_closed and w.server_closed))]
