@@ -462,9 +462,8 @@ class TableActor:
         else:
             try:
                 outcomes = await sync.submit(actions)
-            except Exception as e:
+            except Exception as e:  # its memory cannot be trusted: settled below, from the store
                 self.stats["errors"] += 1
-                self._stale = True
                 outcomes = _refuse(actions, f"submit raised {type(e).__name__}", sync.version)
         if any(_unknown(o) for o in outcomes):
             # The store failed, and perhaps after committing (a lost acknowledgement): the
@@ -476,7 +475,6 @@ class TableActor:
             )
         else:
             resolved = list(outcomes)
-        self._stale = self._stale or self._sync.fenced
         for job, outcome in zip(jobs, resolved, strict=True):
             if job.future is None or job.future.done():
                 continue
@@ -486,8 +484,6 @@ class TableActor:
             if not outcome.ok:
                 self.stats["rejected"] += 1
             job.future.set_result(outcome)
-        if self._stale:
-            await self._reload()
 
     async def _settle_unknown(
         self, actions: list[PlayerAction], outcomes: list[Outcome], start: int, epoch: int
