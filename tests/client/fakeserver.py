@@ -58,6 +58,8 @@ class FakeServer:
         self.tokens = dict(TOKENS)
         self.links: list[Link] = []
         self.accepting = True
+        self.deaf = False
+        """Ignore every message received (a server that hangs with its sockets open)."""
         self.connections = 0
         """Connections accepted (WebSocket handshakes completed)."""
         self.received: list[tuple[str | None, ClientMessage]] = []
@@ -130,6 +132,8 @@ class FakeServer:
         try:
             async for data in ws:
                 assert isinstance(data, bytes)
+                if self.deaf:
+                    continue
                 try:
                     self.received.append((link.client_id, decode_client(data)))
                 except ProtocolError:

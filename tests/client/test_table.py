@@ -21,7 +21,7 @@ from statesync.client import (
     Table,
 )
 from statesync.games.tictactoe import TicTacToe
-from statesync.protocol.messages import Bye, Hello, Result
+from statesync.protocol.messages import Bye, Hello, Ping, Result
 from tests.client.fakeserver import FakeServer
 
 TIMEOUT = 5.0
@@ -299,6 +299,23 @@ async def test_drop_simulates_a_network_failure(server: FakeServer) -> None:
     async with open_table(server) as ann:
         await ann.drop()
         assert not ann.connected and not ann.closed
+        assert (await asyncio.wait_for(ann.act("place", {"cell": 4}), TIMEOUT)).ok
+        assert ann.connected and ann.stats["reconnects"] == 1
+        in_sync(server, ann)
+
+
+async def test_a_server_that_stops_answering_is_dropped_and_reconnected(
+    server: FakeServer,
+) -> None:
+    async with open_table(server, heartbeat=0.05) as ann:
+        await asyncio.sleep(0.2)  # quiet both ways: Pings go out and are answered
+        assert ann.connected and server.connections == 1
+        pings = sum(isinstance(m, Ping) for _, m in server.received)
+        assert pings >= 2
+        server.deaf = True  # the server hangs, its socket open: the next Ping goes unanswered
+        await until(lambda: server.connections >= 2)  # dropped, and reconnecting
+        assert ann.stats["reconnects"] == 0  # its Hello is not answered either
+        server.deaf = False
         assert (await asyncio.wait_for(ann.act("place", {"cell": 4}), TIMEOUT)).ok
         assert ann.connected and ann.stats["reconnects"] == 1
         in_sync(server, ann)

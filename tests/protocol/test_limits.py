@@ -141,7 +141,7 @@ def test_limits_defaults() -> None:
         action_burst=100,
         send_queue_max=256,
         idle_timeout=30.0,
-        heartbeat_interval=10.0,
+        heartbeat_interval=15.0,
         handshake_timeout=10.0,
     )
 

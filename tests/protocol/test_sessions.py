@@ -327,6 +327,22 @@ def test_timeouts_heartbeats_and_rate_limit() -> None:
     assert isinstance(closing, Closing) and closing.code == codes.IDLE_TIMEOUT
 
 
+def test_only_a_quiet_client_is_probed_and_its_pong_keeps_it() -> None:
+    limits = Limits(idle_timeout=10, heartbeat_interval=3)
+    s = ServerSession(verify, limits=limits, now=0.0)
+    s.receive(encode(Hello([1], "tok-ann", "c")), 0.0)
+    for t in (2.0, 4.0, 6.0, 8.0):  # a client that sends every 2 s is never probed
+        s.receive(encode(Ping(int(t))), t)
+        assert s.tick(t + 1.5) == []
+    assert isinstance(s.tick(11.0)[0], HeartbeatDue)  # quiet since 8.0
+    assert s.tick(12.0) == []  # one probe per interval
+    s.alive(12.5)  # the pong arrived: it counts as hearing from the client
+    assert s.tick(14.0) == [] and s.tick(15.4) == []
+    assert isinstance(s.tick(15.5)[0], HeartbeatDue)
+    [closing] = s.tick(22.6)  # no pong this time: closed 10 s after the last one
+    assert isinstance(closing, Closing) and closing.code == codes.IDLE_TIMEOUT
+
+
 def test_too_many_bad_messages_close_the_connection() -> None:
     s = ServerSession(verify, now=0.0)
     s.receive(encode(Hello([1], "tok-ann", "c")), 0.0)

@@ -887,6 +887,36 @@ async def test_a_failed_socket_write_drops_only_that_connection(
     await ann.close()
 
 
+async def test_a_quiet_client_is_kept_while_it_answers_probes(store: Store) -> None:
+    offset = [0.0]
+    server = await serve(TicTacToe(), store, clock=lambda: time.time() + offset[0])
+    hb, idle = LIMITS.heartbeat_interval, LIMITS.idle_timeout
+    try:
+        ann = Peer(server, token("quiet", "ann"), "ann-1")
+        await ann.connect()
+        conn = connection_of(server, "ann-1")
+        # Silent for twice the idle timeout, but its WebSocket library answers each probe.
+        for _ in range(int(2 * idle / hb) + 1):
+            offset[0] += hb
+            server.tick()
+            assert conn._probe is not None, "a quiet client is probed"
+            async with asyncio.timeout(TIMEOUT):
+                await conn._probe
+        server.tick()
+        assert not conn.closed.is_set() and conn.session.state == OPEN
+        # Now it stops reading: the probe goes unanswered and the idle timeout closes it.
+        assert ann.ws is not None
+        ann.ws.transport.pause_reading()
+        offset[0] += hb
+        server.tick()
+        offset[0] += idle
+        server.tick()
+        ann.ws.transport.resume_reading()
+        assert (await fatal_error(ann.ws)).code == codes.IDLE_TIMEOUT
+    finally:
+        await server.stop()
+
+
 async def test_bye_with_leave_gives_up_the_seat(ttt: Server) -> None:
     ann = Peer(ttt, token("bye", "ann"), "ann-1")
     await ann.connect()

@@ -110,7 +110,9 @@ class Table:
         """Names this client instance; kept across reconnects so the table can dedupe."""
         self.open_timeout = open_timeout
         self.heartbeat = heartbeat
-        """Seconds without sending before a protocol ``Ping`` keeps the connection alive."""
+        """Seconds without sending, or without receiving, before a protocol ``Ping``; a Ping
+        that nothing answers for as long drops the connection (which then reconnects).
+        ``None``: never ping (the server closes a connection silent for its idle timeout)."""
         self.backoff = backoff if backoff is not None else Backoff()
         self._session = ClientSession(token, client_id, game=game)
         self._reconnects = 0
@@ -120,6 +122,8 @@ class Table:
         self._offline.set()
         self._send_lock = asyncio.Lock()
         self._last_sent = 0.0
+        self._last_received = 0.0
+        self._ping_sent: float | None = None  # when the unanswered Ping went out
         self._nonce = 0
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -353,17 +357,24 @@ class Table:
 
     async def _connection(self) -> None:
         async with ws_connect(
-            self.url, open_timeout=self.open_timeout, max_size=MAX_MESSAGE_BYTES
+            self.url,
+            open_timeout=self.open_timeout,
+            max_size=MAX_MESSAGE_BYTES,
+            ping_interval=None,  # liveness is the protocol's Ping (see _heartbeat)
         ) as ws:
             heartbeat: asyncio.Task[None] | None = None
+            loop = asyncio.get_running_loop()
             try:
                 async with self._send_lock:
                     self._ws = ws
                     self._offline.clear()
+                    # The Hello awaits an answer as a Ping does (see _heartbeat).
+                    self._last_received = self._ping_sent = loop.time()
                     await self._send(ws, self._session.connect())
                 if self.heartbeat is not None:
                     heartbeat = asyncio.create_task(self._heartbeat(ws, self.heartbeat))
                 async for data in ws:
+                    self._last_received, self._ping_sent = loop.time(), None
                     if isinstance(data, str):
                         logger.warning("ignoring a text message from the server")
                         continue
@@ -382,15 +393,34 @@ class Table:
                 self._offline.set()
 
     async def _heartbeat(self, ws: ClientConnection, interval: float) -> None:
+        """Keep the connection alive, and make sure the server is: send a ``Ping`` when
+        nothing was sent, or nothing received, for ``interval`` seconds (the server closes a
+        connection it hears nothing from, and answers a Ping at once). If nothing at all
+        arrives within ``interval`` of a Ping (or of the ``Hello``), the server or the path
+        to it is gone: drop the connection, and the client reconnects as after any other
+        loss."""
         loop = asyncio.get_running_loop()
         with contextlib.suppress(WebSocketException, OSError):
             while True:
-                idle = loop.time() - self._last_sent
-                await asyncio.sleep(interval - idle if idle < interval else interval)
-                if loop.time() - self._last_sent >= interval and self._session.phase == OPEN:
-                    self._nonce += 1
-                    async with self._send_lock:
-                        await self._send(ws, self._session.ping(self._nonce))
+                if self._ping_sent is not None:
+                    due = self._ping_sent + interval
+                else:
+                    due = min(self._last_sent, self._last_received) + interval
+                now = loop.time()
+                if now < due:
+                    await asyncio.sleep(due - now)
+                    continue
+                if self._ping_sent is not None:
+                    logger.info("no answer from %s for %.1f s: reconnecting", self.url, interval)
+                    ws.transport.abort()
+                    return
+                if self._session.phase != OPEN:  # answered, but not open yet
+                    await asyncio.sleep(interval)
+                    continue
+                self._nonce += 1
+                async with self._send_lock:
+                    self._ping_sent = loop.time()  # cleared by whatever arrives next
+                    await self._send(ws, self._session.ping(self._nonce))
 
     async def _send(self, ws: ClientConnection, data: bytes) -> None:
         self._last_sent = asyncio.get_running_loop().time()
@@ -548,7 +578,8 @@ def connect(
     the first snapshot arrived. Use it as ``async with`` (closes on exit) or ``await`` it
     (then call :meth:`Table.close`). ``client_id`` defaults to a random one, kept for the
     life of the table; ``game`` enables prediction; ``backoff`` paces reconnects;
-    ``heartbeat`` is the idle time before a protocol ``Ping`` (``None``: never)::
+    ``heartbeat`` is the quiet time before a protocol ``Ping``, and how long an unanswered
+    Ping may wait before the connection is dropped and made again (``None``: never ping)::
 
         async with connect("ws://localhost:8765/ws", token, game=TicTacToe()) as table:
             await table.act("place", {"cell": 4})

@@ -96,7 +96,10 @@ class Limits:
     - ``send_queue_max``: updates queued for a client before it is switched to "snapshot on
       catch-up" (its queue is dropped and it gets one snapshot when it drains).
     - ``idle_timeout``: seconds without any message from a client before it is disconnected.
-    - ``heartbeat_interval``: seconds between the server's keep-alive pings.
+    - ``heartbeat_interval``: seconds of silence from a client after which the server probes
+      it with a WebSocket ping (its pong counts as hearing from it). Clients are expected to
+      send something -- a ``Ping`` if nothing else -- more often than this; the SDK does after
+      10 s of not sending, so it is never probed.
     - ``handshake_timeout``: seconds a new connection has to authenticate.
 
         >>> Limits().max_message_bytes
@@ -115,7 +118,7 @@ class Limits:
     action_burst: int = 100
     send_queue_max: int = 256
     idle_timeout: float = 30.0
-    heartbeat_interval: float = 10.0
+    heartbeat_interval: float = 15.0
     handshake_timeout: float = 10.0
 
     def __post_init__(self) -> None:

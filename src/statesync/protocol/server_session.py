@@ -5,7 +5,8 @@ States: ``HANDSHAKE`` (waiting for :class:`~statesync.protocol.messages.Hello`) 
 :meth:`ServerSession.receive`, acts on the returned events, calls :meth:`welcome`,
 :meth:`snapshot`, :meth:`update` and :meth:`result` as the table answers, and sends what
 :meth:`data_to_send` returns. :meth:`tick` enforces the handshake and idle timeouts and asks
-for heartbeats. Nothing here does I/O or reads a clock: ``now`` is passed in.
+for a probe of a client that has gone quiet. Nothing here does I/O or reads a clock: ``now``
+is passed in.
 
 Identity comes from the token alone (``verify``): the player id of every action is the
 token's, and the client id is fixed at the handshake, so a message body cannot forge either.
@@ -105,8 +106,10 @@ class Closing:
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatDue:
-    """Nothing was sent for ``heartbeat_interval``: the connection layer pings (WebSocket
-    ping frames) to keep the connection and detect dead peers."""
+    """Nothing was received for ``heartbeat_interval`` (and no probe went out in that time):
+    the connection layer probes the peer with a WebSocket ping and reports the pong with
+    :meth:`ServerSession.alive`. A client that keeps sending (an SDK client sends a ``Ping``
+    whenever it has sent nothing for a while) is never probed."""
 
 
 Event = Opened | ActionReceived | ResyncRequested | Closing | HeartbeatDue
@@ -138,7 +141,7 @@ class ServerSession:
         self._verify = verify
         self._opened_at = now
         self._last_received = now
-        self._last_sent = now
+        self._probed = now
         self._bucket = TokenBucket(self.limits.actions_per_second, self.limits.action_burst)
         self._out: list[bytes] = []
         self._encoder = WireEncoder(max_message_size=self.limits.max_message_bytes * 16)
@@ -234,10 +237,17 @@ class ServerSession:
             return self._fatal(codes.HANDSHAKE_TIMEOUT, "no Hello in time")
         if now - self._last_received > self.limits.idle_timeout:
             return self._fatal(codes.IDLE_TIMEOUT, "nothing received in time")
-        if now - self._last_sent >= self.limits.heartbeat_interval:
-            self._last_sent = now
+        interval = self.limits.heartbeat_interval
+        if now - self._last_received >= interval and now - self._probed >= interval:
+            self._probed = now
             return [HeartbeatDue()]
         return []
+
+    def alive(self, now: float) -> None:
+        """The peer answered a probe (a WebSocket pong): that counts as hearing from it for
+        the idle timeout."""
+        if now > self._last_received:
+            self._last_received = now
 
     def close(self, code: str, reason: str = "", *, now: float) -> None:
         """Close from the server's side (shutdown, table gone), telling the client why."""
@@ -320,5 +330,4 @@ class ServerSession:
     def _send(self, message: Any, now: float) -> None:
         data = encode(message)
         self.bytes_sent += len(data)
-        self._last_sent = now
         self._out.append(data)

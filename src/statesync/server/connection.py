@@ -75,6 +75,7 @@ from statesync.protocol.server_session import (
     MAX_BAD_MESSAGES,
     ActionReceived,
     Closing,
+    HeartbeatDue,
     Opened,
     ResyncRequested,
     ServerSession,
@@ -158,6 +159,7 @@ class Connection:
         self._leave = False
         self._attached = False
         self._seated = False
+        self._probe: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -174,6 +176,8 @@ class Connection:
             if self._close_code is None:
                 self._peer_gone = True
             self._wake.set()
+            if self._probe is not None:
+                self._probe.cancel()
             try:
                 await writer
             finally:
@@ -201,8 +205,8 @@ class Connection:
         self.ws.transport.abort()
 
     def tick(self, now: float) -> None:
-        """Enforce the session's handshake and idle timeouts (call it every second or so).
-        Heartbeats are WebSocket pings, sent by the websockets library itself."""
+        """Enforce the session's handshake and idle timeouts, and probe a client that has gone
+        quiet (call it every second or so)."""
         try:
             events = self.session.tick(now)
             if events:  # nothing to do otherwise: a tick produces frames only when it closes
@@ -252,8 +256,23 @@ class Connection:
                     self._sub.resync()
             elif isinstance(event, Closing):
                 self._request_close(event.code, event.reason, leave=event.leave)
-            # HeartbeatDue: websockets already pings every heartbeat_interval.
+            elif isinstance(event, HeartbeatDue):
+                self._start_probe()
         self._collect(note=True)
+
+    def _start_probe(self) -> None:
+        """Ping the client (it has been silent for a while); its pong counts as hearing from
+        it. One probe at a time; a client that never answers reaches the idle timeout."""
+        if (self._probe is None or self._probe.done()) and self.ws.state is State.OPEN:
+            self._probe = asyncio.get_running_loop().create_task(self._ping())
+
+    async def _ping(self) -> None:
+        try:
+            pong = await self.ws.ping()
+            await pong
+        except ConnectionClosed:
+            return
+        self.session.alive(self._clock())
 
     async def _open(self, event: Opened) -> None:
         identity = event.identity

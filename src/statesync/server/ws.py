@@ -24,8 +24,13 @@ Transport settings derived from :class:`~statesync.protocol.limits.Limits`:
 * ``max_size`` is ``4 * max_message_bytes``: bigger frames are refused by the library, which
   closes the connection with 1009; frames between the limit and that are answered with a
   non-fatal ``protocol/too_large`` by the session, so a client learns what went wrong.
-* WebSocket pings every ``heartbeat_interval``; a peer that does not answer within the same
-  time is dropped. (The session's ``HeartbeatDue`` event is therefore ignored.)
+* no WebSocket keep-alive of the library's own: liveness is the protocol's. Clients send
+  something (a ``Ping`` if nothing else) while they are connected, and a connection the
+  server has heard nothing from for ``idle_timeout`` is closed. A client silent for
+  ``heartbeat_interval`` is probed with one WebSocket ping (the session's ``HeartbeatDue``),
+  and its pong counts as hearing from it. Busy connections cost no pings at all.
+* socket reads of at most 64 KiB (asyncio's default of 256 KiB makes every read allocate,
+  and give back, a buffer large enough to be mapped and unmapped each time).
 * per-message deflate is off: update payloads are already deflated by the wire format
   (wire-format.md), and compression would cost a zlib context per connection.
 
@@ -157,8 +162,7 @@ class Server:
             port,
             process_request=self._route,
             max_size=4 * limits.max_message_bytes,
-            ping_interval=limits.heartbeat_interval,
-            ping_timeout=limits.heartbeat_interval,
+            ping_interval=None,
             compression=None,
             logger=log,
             backlog=backlog,
@@ -283,6 +287,7 @@ class Server:
             clock=self.clock,
             table_pin=pin,
         )
+        _limit_reads(ws)
         if self._stopping:
             conn.shutdown()
         self.connections.add(conn)
@@ -292,3 +297,17 @@ class Server:
         finally:
             self.connections.discard(conn)
             self.metrics.set("connections", len(self.connections))
+
+
+_READ_SIZE: Final = 65536
+
+
+def _limit_reads(ws: ServerConnection) -> None:
+    """Read at most 64 KiB per ``recv`` call. asyncio's selector transport asks for 256 KiB
+    each time; that much is above glibc's mmap threshold, so every read of a few bytes mapped,
+    faulted in and unmapped a fresh buffer. (Other event loops' transports have no such
+    attribute and are left alone.)"""
+    transport = ws.transport
+    if getattr(transport, "max_size", 0) > _READ_SIZE:
+        with contextlib.suppress(AttributeError):
+            transport.max_size = _READ_SIZE  # type: ignore[attr-defined]

@@ -100,7 +100,7 @@ class _Transport:
 
 class ServerSocket:
     """The server's end of a :class:`Wire`, shaped like a ``websockets`` server connection:
-    ``recv``, ``send``, ``close``, ``state``, ``transport`` and what
+    ``recv``, ``send``, ``ping``, ``close``, ``state``, ``transport`` and what
     :func:`websockets.asyncio.server.broadcast` uses (``protocol``, ``send_data``)."""
 
     request = None
@@ -144,6 +144,13 @@ class ServerSocket:
         if self.closed:
             raise ConnectionClosedOK(Close(1000, ""), None)
         self._wire.to_client(data)
+
+    async def ping(self) -> asyncio.Future[float]:
+        """A WebSocket ping that is never answered: simulated clients keep the connection
+        alive with protocol ``Ping`` messages only, so a probe cannot save a silent one."""
+        if self.closed:
+            raise ConnectionClosedError(None, None)
+        return asyncio.get_running_loop().create_future()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close: the client sees the close after the frames sent before it."""

@@ -76,7 +76,7 @@ HEAL_LIMIT: Final = 60.0
 """Virtual seconds the heal phase may take before the run counts as not converged."""
 CLIENT_GIVES_UP: Final = 3.0
 """A client gives a stalled connection up after this many seconds of its own clock."""
-LIMITS: Final = Limits(idle_timeout=6.0, heartbeat_interval=2.0, handshake_timeout=3.0)
+LIMITS: Final = Limits(idle_timeout=6.0, heartbeat_interval=3.0, handshake_timeout=3.0)
 """The server's limits in the simulation (short timeouts, so partitions trip them)."""
 SECRET: Final = b"statesync-simulation-secret-0000"
 
