@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS statesync_checkpoints (
 ) WITHOUT ROWID;
 """
 
+_INSERT_LOG = "INSERT INTO statesync_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
 
 @dataclass
 class _Job:
@@ -174,6 +176,21 @@ class SQLiteStore:
                 results.append((batch[0].fn(conn), None))
             except BaseException as e:
                 results.append((None, _translate(e)))
+        elif len(batch) == 1:  # one write: its own transaction, no savepoint needed
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    results.append((batch[0].fn(conn), None))
+                except BaseException as e:
+                    conn.rollback()
+                    results.append((None, _translate(e)))
+                else:
+                    conn.execute("COMMIT")
+                    self.commits += 1
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.rollback()
+                results = [(None, _translate(e))]
         else:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -255,17 +272,25 @@ class SQLiteStore:
         first = records[0].version if records else None
 
         def job(conn: sqlite3.Connection) -> None:
-            head = _fence(conn, table_id, epoch, first)
-            last = records[-1].version if records else head
-            if rows:
-                conn.execute(
-                    "UPDATE statesync_tables SET head = ?, updated = ? WHERE table_id = ?",
-                    (last, records[-1].timestamp, table_id),
-                )
+            if first is None:
+                head = last = _fence(conn, table_id, epoch, None)
+            else:
+                # The fence and the new head in one statement; only when it matches nothing
+                # is the table read, to say why.
+                head, last = first - 1, records[-1].version
+                moved = conn.execute(
+                    "UPDATE statesync_tables SET head = ?, updated = ? "
+                    "WHERE table_id = ? AND epoch = ? AND head = ?",
+                    (last, records[-1].timestamp, table_id, epoch, head),
+                ).rowcount
+                if moved != 1:
+                    _fence(conn, table_id, epoch, first)
+                    raise AssertionError("the fence refused a write it then allowed")
                 try:
-                    conn.executemany(
-                        "INSERT INTO statesync_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                    )
+                    if len(rows) == 1:
+                        conn.execute(_INSERT_LOG, rows[0])
+                    else:
+                        conn.executemany(_INSERT_LOG, rows)
                 except sqlite3.IntegrityError:
                     raise FencedError(
                         f"table {table_id!r}: version {first} was written by another writer",
