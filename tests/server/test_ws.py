@@ -20,8 +20,8 @@ from typing import Any
 import msgspec
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 from statesync.games import Holdem, TicTacToe
 from statesync.games.holdem import legal_actions
@@ -49,7 +49,7 @@ from statesync.protocol.messages import (
     encode,
 )
 from statesync.server.auth import TokenSigner
-from statesync.server.connection import Connection
+from statesync.server.connection import Connection, _binary_frame
 from statesync.server.metrics import CONTENT_TYPE, Metrics
 from statesync.server.table import TableActor
 from statesync.server.ws import Server
@@ -846,7 +846,9 @@ async def test_a_failure_while_encoding_closes_only_that_connection(
     def broken(*args: Any, **kw: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(connection_of(ttt, "w-1").session, "update", broken)
+    session = connection_of(ttt, "w-1").session
+    monkeypatch.setattr(session, "update", broken)
+    monkeypatch.setattr(session, "update_message", broken)
     await ann.synced(actor)
     assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
     assert (await fatal_error(watcher)).code == codes.INTERNAL
@@ -868,14 +870,12 @@ async def test_a_failed_socket_write_drops_only_that_connection(
     await bob.connect()
     actor = ttt.tables["wf"]
     await bob.synced(actor)
-    victim = connection_of(ttt, "bob-1").ws
+    victim = connection_of(ttt, "bob-1").ws.transport
 
-    def failing(connections: Any, message: Any, **kw: Any) -> None:
-        if victim in connections:
-            raise OSError("the socket is gone")
-        broadcast(connections, message, **kw)
+    def failing(data: Any) -> None:
+        raise OSError("the socket is gone")
 
-    monkeypatch.setattr("statesync.server.connection.broadcast", failing)
+    monkeypatch.setattr(victim, "write", failing)
     await ann.synced(actor)
     assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
     await bob.drain_until_closed()
@@ -885,6 +885,13 @@ async def test_a_failed_socket_write_drops_only_that_connection(
     assert ttt.metrics.value("bad_messages_total", code=codes.INTERNAL) == 0
     await ann.synced(actor)
     await ann.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_frames_written_directly_are_what_websockets_would_write(size: int) -> None:
+    message = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    frame = Frame(Opcode.BINARY, message)
+    assert _binary_frame(message) == frame.serialize(mask=False, extensions=[])
 
 
 async def test_a_quiet_client_is_kept_while_it_answers_probes(store: Store) -> None:

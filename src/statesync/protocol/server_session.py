@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from statesync.actions import Accepted, PlayerAction
-from statesync.errors import StateSyncError, WireError
+from statesync.errors import StateSyncError
 from statesync.protocol import codes
 from statesync.protocol.limits import Limits, TokenBucket
 from statesync.protocol.messages import (
@@ -294,19 +294,27 @@ class ServerSession:
         if isinstance(update, StateSnapshot):
             self.snapshot(update, now=now)
             return
+        message = self.update_message(update)
+        if message is not None:
+            self._out.append(message)
+
+    def update_message(self, update: StateDelta) -> bytes | None:
+        """:meth:`update` for a delta, without the queue: the encoded ``Update`` message,
+        for a connection layer that writes it out at once (the session then holds its
+        version), or ``None`` when the client holds that version already. Raises
+        :class:`~statesync.errors.WireError` when the delta is too large for a delta
+        message (nothing changes: the caller sends a snapshot instead)."""
         if update.version == self._version and update.epoch == self._epoch:
-            return
-        try:
-            data = self._encoder.encode(update.delta)
-        except WireError:  # too large for a delta message: the caller sends a snapshot
-            raise
+            return None
+        data = self._encoder.encode(update.delta)
         self._version, self._epoch = update.version, update.epoch
-        self._send(
+        message = encode(
             Update(
                 update.base_version, update.version, update.epoch, bytes.fromhex(update.hash), data
-            ),
-            now,
+            )
         )
+        self.bytes_sent += len(message)
+        return message
 
     def result(self, seq: int, outcome: Outcome, *, now: float) -> None:
         """Answer the action with ``seq``."""

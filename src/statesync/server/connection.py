@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING
 
 from websockets.asyncio.server import broadcast
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 from statesync import reasons
 from statesync.actions import Rejected
@@ -73,6 +73,7 @@ from statesync.protocol.messages import Error, ProtocolError, Result, decode_ser
 from statesync.protocol.server_session import (
     CLOSED,
     MAX_BAD_MESSAGES,
+    OPEN,
     ActionReceived,
     Closing,
     HeartbeatDue,
@@ -81,7 +82,7 @@ from statesync.protocol.server_session import (
     ServerSession,
 )
 from statesync.server.registry import RegistryClosedError
-from statesync.snapshot import StateSnapshot
+from statesync.snapshot import StateDelta, StateSnapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,7 +96,6 @@ if TYPE_CHECKING:
     from statesync.server.metrics import Metrics
     from statesync.server.registry import TableRegistry
     from statesync.server.table import Subscription, TableActor
-    from statesync.snapshot import StateDelta
 
 __all__ = ["Connection"]
 
@@ -160,6 +160,7 @@ class Connection:
         self._attached = False
         self._seated = False
         self._probe: asyncio.Task[None] | None = None
+        self._raw = _frame_writer(ws)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -363,9 +364,43 @@ class Connection:
         or refuse when the outbox is full."""
         if self._queued_updates >= self.limits.send_queue_max:
             return False
+        if not (self._outbox or self._frames or self._sending):
+            try:
+                if self._send_now(update):
+                    return True
+            except Exception as e:
+                self._fail(e, "sending")
+                return True
         self._outbox.append(update)
         self._queued_updates += 1
         self._kick()
+        return True
+
+    def _send_now(self, update: StateDelta | StateSnapshot) -> bool:
+        """The common case, without the outbox: nothing is queued, the update is a delta from
+        the version the client holds, and the socket's buffer has room. Encode and write it
+        at once and return True; False leaves it to the general path (:meth:`_deliver`),
+        which also heals a delta too large to encode with a snapshot."""
+        session, ws = self.session, self.ws
+        if (
+            type(update) is not StateDelta
+            or update.base_version != session.version
+            or self._awaiting_snapshot
+            or self._close_code is not None
+            or self._peer_gone
+            or session.state != OPEN
+            or ws.state is not State.OPEN
+        ):
+            return False
+        transport = ws.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            return False
+        try:
+            message = session.update_message(update)
+        except WireError:
+            return False
+        if message is not None:
+            self._write_one(message)
         return True
 
     def _collect(self, *, note: bool = False) -> None:
@@ -439,25 +474,46 @@ class Connection:
             return True
         transport = ws.transport
         high = transport.get_write_buffer_limits()[1]
+        raw = self._raw
         count = size = 0
         try:
             for frame in frames:
                 if transport.get_write_buffer_size() > high:
                     break
-                broadcast((ws,), frame, raise_exceptions=True)
+                if raw is None:
+                    broadcast((ws,), frame, raise_exceptions=True)
+                else:
+                    raw.write(_binary_frame(frame))
                 count += 1
                 size += len(frame)
         except Exception:
-            log.debug("statesync connection: writing to the socket failed", exc_info=True)
+            self._write_failed()
             frames.clear()
-            self._peer_gone = True
-            transport.abort()
         finally:
             del frames[:count]
             if count:
                 self.metrics.inc("messages_sent_total", count)
                 self.metrics.inc("bytes_sent_total", size)
         return not frames
+
+    def _write_one(self, message: bytes) -> None:
+        """Write one message now (the connection is open and its buffer has room)."""
+        try:
+            if self._raw is None:
+                broadcast((self.ws,), message, raise_exceptions=True)
+            else:
+                self._raw.write(_binary_frame(message))
+        except Exception:
+            self._write_failed()
+            return
+        self.metrics.inc("messages_sent_total")
+        self.metrics.inc("bytes_sent_total", len(message))
+
+    def _write_failed(self) -> None:
+        """A write the transport refused: the peer is gone (not an internal error)."""
+        log.debug("statesync connection: writing to the socket failed", exc_info=True)
+        self._peer_gone = True
+        self.ws.transport.abort()
 
     async def _write_loop(self) -> None:
         wake = self._wake
@@ -594,3 +650,26 @@ class Connection:
         except Exception:
             log.exception("statesync connection cleanup failed")
             self.metrics.inc("bad_messages_total", code=codes.INTERNAL)
+
+
+def _frame_writer(ws: ServerConnection) -> asyncio.WriteTransport | None:
+    """The transport to write whole WebSocket frames to directly, or ``None`` to have
+    websockets frame each message (a connection with a negotiated extension, or a stand-in
+    such as the simulator's socket). Data frames do not change the library's protocol state,
+    so writing them ourselves while it is ``OPEN`` (we never fragment) is what it would do,
+    minus building a ``Frame`` object per message."""
+    protocol = ws.protocol
+    if isinstance(protocol, Protocol) and not protocol.extensions:
+        return ws.transport
+    return None
+
+
+def _binary_frame(message: bytes) -> bytes:
+    """``message`` as one final, unmasked binary frame (RFC 6455, section 5.2), the way a
+    server sends it: opcode byte ``0x82``, then the length in 7, 7+16 or 7+64 bits."""
+    n = len(message)
+    if n < 126:
+        return bytes((0x82, n)) + message
+    if n < 65536:
+        return b"\x82\x7e" + n.to_bytes(2, "big") + message
+    return b"\x82\x7f" + n.to_bytes(8, "big") + message
