@@ -186,6 +186,48 @@ async def test_act_refuses_the_engine_identity_and_calls_after_stop() -> None:
     assert not actor.running
 
 
+async def test_act_nowait_answers_by_callback_in_order_and_survives_a_bad_callback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    actor = await tictactoe(MemoryStore())
+    answers: list[tuple[str, Outcome | BaseException]] = []
+
+    def bad(outcome: Outcome | BaseException) -> None:
+        answers.append(("bad", outcome))
+        raise KeyError("a bug in the caller")
+
+    actor.act_nowait(place("alice", 1, 0), lambda o: answers.append(("a1", o)))
+    actor.act_nowait(place("bob", 1, 0), bad)  # the cell is taken: rejected
+    actor.act_nowait(place("bob", 2, 4), lambda o: answers.append(("b2", o)))
+    await actor.drain()
+    assert [name for name, _ in answers] == ["a1", "bad", "b2"]
+    (_, a1), (_, b1), (_, b2) = answers
+    assert isinstance(a1, Accepted) and a1.version == 1
+    assert isinstance(b1, Rejected)
+    assert isinstance(b2, Accepted) and b2.version == 2
+    assert "callback failed" in caplog.text  # logged; the actor carries on
+    assert actor.running and actor.sync.version == 2
+    with pytest.raises(ValueError, match="reserved"):
+        actor.act_nowait(PlayerAction("alice", "$system", 9, 0, "$join"), answers.append)
+    await actor.stop()
+    with pytest.raises(RuntimeError):
+        actor.act_nowait(place("alice", 3, 8), answers.append)
+
+
+async def test_act_nowait_gets_the_stop_error_when_the_actor_stops_first() -> None:
+    faulty = FaultyStore(MemoryStore())
+    actor = await tictactoe(faulty)
+    faulty.fail_next(1)
+    faulty.down = True  # the answer waits for the store, then the actor is stopped
+    answers: list[Outcome | BaseException] = []
+    actor.act_nowait(place("alice", 1, 0), answers.append)
+    await asyncio.sleep(0.1)
+    assert answers == []
+    await actor.stop()
+    [error] = answers
+    assert isinstance(error, RuntimeError) and "stopped" in str(error)
+
+
 async def test_stop_applies_answers_and_flushes_queued_actions() -> None:
     clock = FakeClock()  # frozen: no tick ever falls due, only stop() flushes
     actor = await TableActor.open(

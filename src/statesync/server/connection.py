@@ -4,22 +4,24 @@
 
 Theory of operation
 -------------------
-Each connection runs one reader task, one writer task and one short task per action in
-flight::
+Each connection runs one reader task and one writer task; actions need no task of their
+own (the table actor calls back with each answer)::
 
     reader (the websockets handler task)          output (one FIFO: frames, then the outbox)
       ws.recv() -> session.receive() -> events       every frame the session produced (Welcome,
         Opened          -> open/seat/subscribe       Pong, Error...) is sent before the outbox
-        ActionReceived  -> task: actor.act()  ----.  is drained one item at a time:
-        ResyncRequested -> sub.resync()           |    update -> session.update()  (encode)
-        Closing         -> close                  |    result -> session.result()
-                                                  '->  and what that produced is sent next.
+        ActionReceived  -> actor.act_nowait() ---.   is drained one item at a time:
+        ResyncRequested -> sub.resync()          |     update -> session.update()  (encode)
+        Closing         -> close                 |     result -> session.result()
+                                                 '->   and what that produced is sent next.
     actor flush -> send(update) -> outbox  -------->
 
 **Sending.** Whoever queues something (the actor's ``send``, an answered action, the reader)
-sends it on the spot while the socket's write buffer is below its high-water mark: each
-frame is written to the transport with websockets' synchronous
-:func:`~websockets.asyncio.server.broadcast`, with no task switch and no wait. A frame is
+sends it on the spot while the socket's write buffer is below its high-water mark, with no
+task switch and no wait: an update offered while nothing is queued is encoded and written
+at once (:meth:`Connection._send_now`); anything else goes through the outbox, drained in
+order. Frames are written to the transport whole (the WebSocket header is two to ten bytes,
+built here; websockets frames them itself on a connection with an extension). A frame is
 only ever written after everything queued before it, so frames leave in exactly the order the
 session produced them. When the buffer is full, what is left stays queued and the *writer*
 task takes over: it sends the next frame with ``await ws.send()``, which waits until the
@@ -149,7 +151,11 @@ class Connection:
         self._queued_updates = 0
         self._sending = False
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        """Actions handed to the table and not answered yet."""
+        self._settled = asyncio.Event()
+        """Set while nothing is in flight."""
+        self._settled.set()
         self._awaiting_snapshot = False
         self._input_stopped = False
         self._shutdown = False
@@ -192,8 +198,7 @@ class Connection:
 
     async def settle(self) -> None:
         """Wait until every action in flight has been answered (or failed)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._settled.wait()
 
     def shutdown(self) -> None:
         """Send what is queued, then a fatal ``server/shutdown`` error, and close."""
@@ -333,29 +338,41 @@ class Connection:
         self._sub = actor.subscribe(player, version=version, epoch=event.epoch, send=self._offer)
 
     def _spawn_act(self, action: PlayerAction) -> None:
+        """Hand the action to the table; :meth:`_answered` queues the result when it is
+        durable (no task per action: the actor calls back from its loop)."""
         self.metrics.inc("actions_total")
-        task = asyncio.get_running_loop().create_task(self._act(action))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _act(self, action: PlayerAction) -> None:
         actor = self._actor
         if actor is None:  # pragma: no cover - the session opens only after Opened
             return
+        seq = action.seq
+
+        def reply(outcome: Outcome | BaseException) -> None:
+            self._answered(seq, outcome)
+
+        self._in_flight += 1
+        self._settled.clear()
         try:
-            outcome = await actor.act(action)
-        except RuntimeError as e:
-            if not (actor.running and not self.registry.closed):
-                return  # stopping: unanswered, the client re-sends it after reconnecting
-            self._fail(e, "acting")
-            return
+            actor.act_nowait(action, reply)
         except Exception as e:
-            self._fail(e, "acting")
-            return
-        if not outcome.ok:
-            self.metrics.inc("actions_rejected_total")
-        self._outbox.append(_ResultItem(action.seq, outcome))
-        self._kick()
+            self._answered(seq, e)
+
+    def _answered(self, seq: int, outcome: Outcome | BaseException) -> None:
+        """The table's answer to action ``seq``: queue the result. An exception instead means
+        the actor stopped before answering: while the server shuts down the action stays
+        unanswered (the client re-sends it after reconnecting, and dedupe makes that safe);
+        otherwise it is a failure, and closing the connection gets the client to do the
+        same."""
+        if isinstance(outcome, BaseException):
+            if not (isinstance(outcome, RuntimeError) and self.registry.closed):
+                self._fail(outcome, "acting")
+        else:
+            if not outcome.ok:
+                self.metrics.inc("actions_rejected_total")
+            self._outbox.append(_ResultItem(seq, outcome))
+            self._kick()
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._settled.set()
 
     # ------------------------------------------------------------------ output
 

@@ -54,6 +54,7 @@ table) and one whose ``submit`` raised (its memory can no longer be trusted).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -82,8 +83,38 @@ if TYPE_CHECKING:
 
 __all__ = ["Subscription", "TableActor"]
 
+log = logging.getLogger(__name__)
+
 _ACT, _ROLLBACK, _WAKE, _STOP = "act", "rollback", "wake", "stop"
 _SYSTEM = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT})
+
+
+class _Reply:
+    """A job's answer handed to a callback (:meth:`TableActor.act_nowait`), with the part of
+    the future interface the loop uses. The callback runs in the actor's loop: what it
+    raises is logged, never let into the loop."""
+
+    __slots__ = ("_answered", "_callback")
+
+    def __init__(self, callback: Callable[[Outcome | BaseException], object]) -> None:
+        self._callback = callback
+        self._answered = False
+
+    def done(self) -> bool:
+        return self._answered
+
+    def set_result(self, outcome: Any) -> None:  # an Outcome: only act jobs carry a _Reply
+        self._answer(outcome)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._answer(error)
+
+    def _answer(self, value: Outcome | BaseException) -> None:
+        self._answered = True
+        try:
+            self._callback(value)
+        except Exception:
+            log.exception("statesync table actor: an act_nowait callback failed")
 
 
 @dataclass(slots=True)
@@ -95,7 +126,7 @@ class _Job:
     action: PlayerAction | None = None
     player: str = ""
     version: int = 0
-    future: asyncio.Future[Any] | None = None
+    future: asyncio.Future[Any] | _Reply | None = None
 
 
 class Subscription:
@@ -317,6 +348,19 @@ class TableActor:
         if action.client_id == SYSTEM_CLIENT:
             raise ValueError(f"client_id {SYSTEM_CLIENT!r} is reserved for the engine")
         return await self._call(_Job(_ACT, action=action))  # type: ignore[no-any-return]
+
+    def act_nowait(
+        self, action: PlayerAction, reply: Callable[[Outcome | BaseException], object]
+    ) -> None:
+        """:meth:`act` without a coroutine: queue the action and return; ``reply`` is called
+        from the actor's loop with the outcome once the batch holding it is durable, or with
+        the :class:`RuntimeError` that :meth:`act` would raise if the actor stops first.
+        Raises as :meth:`act` does when the action cannot be queued at all."""
+        if action.client_id == SYSTEM_CLIENT:
+            raise ValueError(f"client_id {SYSTEM_CLIENT!r} is reserved for the engine")
+        if self._closing or (self._task is not None and self._task.done()):
+            raise RuntimeError("the table actor is stopping or stopped")
+        self._queue.put_nowait(_Job(_ACT, action=action, future=_Reply(reply)))
 
     async def join(self, player: str) -> Outcome:
         """Seat ``player`` (the game may refuse), serialized with the players' actions."""
