@@ -1,6 +1,6 @@
 """Networked play: fan-out latency, server cost per update, reconnects and a reconnect storm.
 
-    .venv/bin/python bench/network.py [--quick] [--profile]
+    .venv/bin/python bench/network.py [--quick] [--profile] [--fanout-only]
 
 The server (``statesync.server.ws.Server`` on SQLite, in a temp dir) runs in its own process;
 the load runs in ``--loaders`` other processes (default 2), each owning whole tables, so all
@@ -18,7 +18,10 @@ control socket (CPU, RSS, versions and view hashes, flush times).
      for ``v``, i.e. after its hash check). The same until-every-player time measured from
      the acting client's ``act()`` call (it includes the SQLite commit) is shown as well;
    * server CPU per delivered update: CPU seconds of the server process (``getrusage``, all
-     threads) over the window / updates the clients received in it;
+     threads) over the window / updates the clients received in it; and where it went: the
+     event-loop thread (of which the actors' flushes, timed with ``thread_time`` around
+     ``TableActor._flush``, and garbage collection, timed by ``gc.callbacks``) and each other
+     thread (the SQLite writer), from ``/proc/self/task``;
    * server memory per connection: (VmRSS with every connection open - VmRSS of the
      listening server before any connection) / connections; the tables are loaded by those
      connections, so their memory is included;
@@ -50,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -133,6 +137,24 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by thread name (``main`` for the event
+    loop's thread; clock ticks, so 10 ms resolution)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        key = "main" if int(tid) == os.getpid() else name
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def tcp_counters() -> dict[str, int]:
     """Linux TCP counters of this network namespace (accept-queue overflows, SYN retries)."""
     wanted = ("ListenOverflows", "ListenDrops", "TCPSynRetrans")
@@ -203,10 +225,23 @@ async def serve_main(profile: bool, backlog: int) -> None:
     flushes: dict[str, dict[int, float]] = {}
     original_flush = TableActor._flush
 
+    flush_cpu = [0.0]
+    gc_cpu = [0.0, 0.0]  # total, start of the collection in progress
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_cpu[1] = time.thread_time()
+        else:
+            gc_cpu[0] += time.thread_time() - gc_cpu[1]
+
+    gc.callbacks.append(on_gc)
+
     def timed_flush(self: TableActor) -> None:
         sync = self.sync
         flushes.setdefault(sync.table_id, {}).setdefault(sync.version, time.monotonic())
+        started = time.thread_time()
         original_flush(self)
+        flush_cpu[0] += time.thread_time() - started
 
     TableActor._flush = timed_flush  # type: ignore[method-assign]
     profiler: Any = None
@@ -224,6 +259,9 @@ async def serve_main(profile: bool, backlog: int) -> None:
                     "rss_kb": rss_kb(),
                     "cpu": cpu_seconds(),
                     "user": resource.getrusage(resource.RUSAGE_SELF).ru_utime,
+                    "threads": thread_cpu(),
+                    "flush_cpu": flush_cpu[0],
+                    "gc_cpu": gc_cpu[0],
                     "connections": len(server.connections),
                     "tables": len(server.tables),
                     "bytes_sent": server.metrics.value("bytes_sent_total"),
@@ -773,6 +811,23 @@ async def main_async(args: argparse.Namespace) -> int:
                 verdict(ok),
             )
         )
+        per = 1e6 / max(1, updates)
+        threads = {
+            k: (end["threads"].get(k, 0.0) - go["threads"].get(k, 0.0)) * per
+            for k in end["threads"]
+        }
+        flush_us = (end["flush_cpu"] - go["flush_cpu"]) * per
+        gc_us = (end["gc_cpu"] - go["gc_cpu"]) * per
+        main_us = threads.pop("main", 0.0)
+        others = ", ".join(f"{k} {v:.1f}" for k, v in sorted(threads.items()) if v >= 0.05)
+        rows.append(
+            (
+                "  where: event-loop thread (actor flushes, gc) / others, us per update",
+                f"{main_us:.1f} ({flush_us:.1f}, {gc_us:.1f}) / {others or '-'}",
+                "(info)",
+                "",
+            )
+        )
         ok = mem_kb < MEM_PER_CONN_TARGET_KB
         status |= not ok
         rows.append(
@@ -810,6 +865,8 @@ async def main_async(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+        if args.fanout_only:
+            return status
         storm_tables = names[:: max(1, n_tables // n_storm)][:n_storm]  # spread over loaders
         print(f"storm: {n_storm * len(PLAYERS)} clients drop at once and reconnect", flush=True)
         if args.profile:
@@ -922,6 +979,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="listen backlog of the server socket (default: Server.start's 1,024)",
+    )
+    parser.add_argument(
+        "--fanout-only", action="store_true", help="stop after the fan-out (no storm, reconnects)"
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
