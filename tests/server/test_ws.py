@@ -230,6 +230,42 @@ async def test_handshake_welcome_then_snapshot(ttt: Server) -> None:
     assert ttt.metrics.value("tables") == 1
 
 
+async def test_messages_sent_before_the_welcome_are_answered_in_order(ttt: Server) -> None:
+    """Pipelined after the Hello (no waiting): held while the table is looked up, then
+    handled in order, more of them than the server holds before it stops reading."""
+    ws = await raw_ws(ttt)
+    frames = [encode(Hello([1], token("pipe", "ann"), "ann-1"))]
+    frames += [encode(Ping(n)) for n in range(150)]
+    frames.append(encode(Act(1, 0, "place", {"cell": 4})))
+    ws.transport.write(b"".join(_masked(f) for f in frames))  # in one go: one TCP segment
+    assert isinstance(await next_message(ws), Welcome)
+    got = [await next_message(ws) for _ in range(152)]  # the snapshot comes with a flush
+    assert [m for m in got if isinstance(m, Pong)] == [Pong(n) for n in range(150)]
+    assert {type(m) for m in got if not isinstance(m, Pong)} == {Snapshot, Result}
+    [result] = [m for m in got if isinstance(m, Result)]
+    assert result.seq == 1 and result.code == "tictactoe/waiting_for_players"
+    await ws.send(encode(Ping(999)))  # reading resumed after the held messages
+    assert await next_message(ws) == Pong(999)
+    await ws.close()
+
+
+async def test_a_fragmented_message_is_put_back_together(ttt: Server) -> None:
+    ws = await raw_ws(ttt)
+    hello = encode(Hello([1], token("frag", "ann"), "ann-1"))
+    await ws.send([hello[:5], hello[5:9], hello[9:]])  # three frames, one message
+    assert isinstance(await next_message(ws), Welcome)
+    assert isinstance(await next_message(ws), Snapshot)
+    ping = encode(Ping(3))
+    await ws.send([ping[:1], ping[1:]])
+    assert await next_message(ws) == Pong(3)
+    await ws.close()
+
+
+def _masked(message: bytes) -> bytes:
+    """``message`` as a client sends it: one masked binary frame."""
+    return Frame(Opcode.BINARY, message).serialize(mask=True, extensions=[])
+
+
 async def test_spectator_sees_no_players_and_cannot_act(ttt: Server) -> None:
     ann = Peer(ttt, token("t2", "ann"), "ann-1")
     await ann.connect()

@@ -4,11 +4,14 @@
 
 Theory of operation
 -------------------
-Each connection runs one reader task and one writer task; actions need no task of their
-own (the table actor calls back with each answer)::
+Each connection has one writer task; receiving needs no task (the
+:class:`MessageConnection` hands each message over as it is parsed, in the socket's read
+callback), and neither do actions (the table actor calls back with each answer). Only the
+handshake's table lookup runs as a task of its own, with later messages held until it is
+done::
 
-    reader (the websockets handler task)          output (one FIFO: frames, then the outbox)
-      ws.recv() -> session.receive() -> events       every frame the session produced (Welcome,
+    input (as parsed)                             output (one FIFO: frames, then the outbox)
+      message -> session.receive() -> events         every frame the session produced (Welcome,
         Opened          -> open/seat/subscribe       Pong, Error...) is sent before the outbox
         ActionReceived  -> actor.act_nowait() ---.   is drained one item at a time:
         ResyncRequested -> sub.resync()          |     update -> session.update()  (encode)
@@ -61,10 +64,11 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from websockets.asyncio.server import broadcast
+from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, State
 
 from statesync import reasons
@@ -89,7 +93,7 @@ from statesync.snapshot import StateDelta, StateSnapshot
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from websockets.asyncio.server import ServerConnection
+    from websockets.protocol import Event as WsEvent
 
     from statesync.actions import Outcome, PlayerAction
     from statesync.protocol.limits import Limits
@@ -99,7 +103,12 @@ if TYPE_CHECKING:
     from statesync.server.registry import TableRegistry
     from statesync.server.table import Subscription, TableActor
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "MessageConnection"]
+
+_DATA_OPCODES = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.CONT})
+_MAX_HELD = 64
+"""Messages held while a handshake's table lookup is in progress before the socket stops
+being read (a client should send nothing between ``Hello`` and ``Welcome``)."""
 
 log = logging.getLogger(__name__)
 
@@ -166,26 +175,37 @@ class Connection:
         self._attached = False
         self._seated = False
         self._probe: asyncio.Task[None] | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._held: list[bytes | str] = []
         self._raw = _frame_writer(ws)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
         """Serve the connection until it closes, then detach from the table."""
+        ws = self.ws
         writer = asyncio.get_running_loop().create_task(self._write_loop())
         try:
-            await self._read_loop()
+            if isinstance(ws, MessageConnection):
+                ws.attach(self._on_message)
+                await ws.wait_closed()
+            else:
+                await self._read_loop()
         except ConnectionClosed:
             pass
         except Exception as e:
             self._fail(e, "reading")
         finally:
+            if isinstance(ws, MessageConnection):
+                ws.attach(None)
             if self._close_code is None:
                 self._peer_gone = True
             self._wake.set()
             if self._probe is not None:
                 self._probe.cancel()
             try:
+                if self._opening is not None:  # let it finish: then detach undoes it all
+                    await asyncio.gather(self._opening, return_exceptions=True)
                 await writer
             finally:
                 await self._detach()
@@ -228,27 +248,72 @@ class Connection:
         return claims.table, claims.player
 
     async def _read_loop(self) -> None:
-        session = self.session
+        """Receive with ``ws.recv()`` (a socket that is not a :class:`MessageConnection`,
+        such as the simulator's)."""
         while self._close_code is None:
             data = await self.ws.recv()
             if self._input_stopped or self._close_code is not None:
                 continue
-            now = self._clock()
-            if isinstance(data, str):
-                session.error(codes.NOT_BINARY, "send binary WebSocket messages", now=now)
-                session.bad_messages += 1
-                if session.bad_messages > MAX_BAD_MESSAGES:
-                    session.close(codes.TOO_MANY_ERRORS, "too many bad messages", now=now)
-                    self._request_close(codes.TOO_MANY_ERRORS)
-                events: list[Event] = []
-            else:
-                events = session.receive(data, now)
-            self._collect(note=True)
-            for event in events:
+            for event in self._receive(data):
                 if isinstance(event, Opened):
                     await self._open(event)
                 else:
                     self._handle_sync([event])
+
+    def _receive(self, data: bytes | str) -> list[Event]:
+        """One message from the client, through the session; returns its events."""
+        session = self.session
+        now = self._clock()
+        if isinstance(data, str):
+            session.error(codes.NOT_BINARY, "send binary WebSocket messages", now=now)
+            session.bad_messages += 1
+            if session.bad_messages > MAX_BAD_MESSAGES:
+                session.close(codes.TOO_MANY_ERRORS, "too many bad messages", now=now)
+                self._request_close(codes.TOO_MANY_ERRORS)
+            events: list[Event] = []
+        else:
+            events = session.receive(data, now)
+        self._collect(note=True)
+        return events
+
+    def _on_message(self, data: bytes | str) -> None:
+        """A whole message from the client, handed over by the :class:`MessageConnection`
+        as it is parsed. While the handshake's table lookup is in progress, messages wait
+        (in order; past :data:`_MAX_HELD` of them the socket stops being read)."""
+        if self._input_stopped or self._close_code is not None:
+            return
+        if self._opening is not None:
+            self._held.append(data)
+            if len(self._held) == _MAX_HELD:
+                self.ws.transport.pause_reading()
+            return
+        try:
+            events = self._receive(data)
+            for i, event in enumerate(events):
+                if isinstance(event, Opened):
+                    loop = asyncio.get_running_loop()
+                    self._opening = loop.create_task(self._open_then_go_on(event, events[i + 1 :]))
+                    return
+                self._handle_sync([event])
+        except Exception as e:
+            self._fail(e, "reading")
+
+    async def _open_then_go_on(self, event: Opened, rest: list[Event]) -> None:
+        """Open the session (async: the table may have to be loaded), then handle what
+        arrived meanwhile, in order."""
+        try:
+            await self._open(event)
+            if rest:
+                self._handle_sync(rest)
+        except Exception as e:
+            self._fail(e, "opening")
+        finally:
+            self._opening = None
+        held, self._held = self._held, []
+        for data in held:
+            self._on_message(data)
+        if len(held) >= _MAX_HELD and not self._peer_gone:
+            self.ws.transport.resume_reading()
 
     def _handle_sync(self, events: list[Event]) -> None:
         for event in events:
@@ -667,6 +732,57 @@ class Connection:
         except Exception:
             log.exception("statesync connection cleanup failed")
             self.metrics.inc("bad_messages_total", code=codes.INTERNAL)
+
+
+class MessageConnection(ServerConnection):
+    """The websockets server connection :class:`~statesync.server.ws.Server` uses: it hands
+    every whole data message to the callback given to :meth:`attach` as soon as the frame is
+    parsed, instead of queueing it for ``recv()`` -- no queue, no future and no task switch
+    per message. (Data frames never reach the library's own queue, so ``recv()`` is not
+    used on it.) Messages that arrive before a callback is attached wait in order, and a
+    fragmented message is put back together first; the library has already checked the
+    fragments' order and the total size against ``max_size``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message: Callable[[bytes | str], None] | None = None
+        self._early: list[bytes | str] = []
+        self._fragments: list[bytes] = []
+        self._text = False
+
+    def attach(self, on_message: Callable[[bytes | str], None] | None) -> None:
+        """Deliver messages to ``on_message`` from now on (those that arrived before
+        first, in order); ``None`` drops them."""
+        self._on_message = on_message
+        early, self._early = self._early, []
+        if on_message is not None:
+            for message in early:
+                on_message(message)
+
+    def process_event(self, event: WsEvent) -> None:
+        if not isinstance(event, Frame) or event.opcode not in _DATA_OPCODES:
+            super().process_event(event)  # the handshake request, control frames
+            return
+        if event.opcode is not Opcode.CONT:
+            self._text = event.opcode is Opcode.TEXT
+        if not event.fin:
+            self._fragments.append(bytes(event.data))
+            return
+        data = bytes(event.data)
+        if self._fragments:
+            self._fragments.append(data)
+            data = b"".join(self._fragments)
+            self._fragments = []
+        message: bytes | str = data
+        if self._text:
+            try:
+                message = data.decode()
+            except UnicodeDecodeError:  # the session refuses text messages all the same
+                message = data.decode(errors="replace")
+        if self._on_message is None:
+            self._early.append(message)
+        else:
+            self._on_message(message)
 
 
 def _frame_writer(ws: ServerConnection) -> asyncio.WriteTransport | None:

@@ -64,7 +64,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import serve
 
 from statesync.protocol.limits import Limits
-from statesync.server.connection import Connection
+from statesync.server.connection import Connection, MessageConnection
 from statesync.server.metrics import CONTENT_TYPE, Metrics
 from statesync.server.registry import TableRegistry, TimedStore
 
@@ -163,6 +163,7 @@ class Server:
             process_request=self._route,
             max_size=4 * limits.max_message_bytes,
             ping_interval=None,
+            create_connection=MessageConnection,
             compression=None,
             logger=log,
             backlog=backlog,
