@@ -1,6 +1,6 @@
 """Networked play: fan-out latency, server cost per update, reconnects and a reconnect storm.
 
-    .venv/bin/python bench/network.py [--quick] [--profile] [--fanout-only]
+    .venv/bin/python bench/network.py [--quick] [--profile] [--fanout-only] [--callgrind]
 
 The server (``statesync.server.ws.Server`` on SQLite, in a temp dir) runs in its own process;
 the load runs in ``--loaders`` other processes (default 2), each owning whole tables, so all
@@ -22,6 +22,11 @@ control socket (CPU, RSS, versions and view hashes, flush times).
      event-loop thread (of which the actors' flushes, timed with ``thread_time`` around
      ``TableActor._flush``, and garbage collection, timed by ``gc.callbacks``) and each other
      thread (the SQLite writer), from ``/proc/self/task``;
+   * with ``--callgrind`` (fan-out only, 10 tables unless ``--tables``): the server runs under
+     valgrind's callgrind, counting only during the fan-out window, and the instructions it
+     executed per delivered update are shown: unlike CPU time, that count does not move with
+     the rest of the machine's load (the CPU figure here moved by +-20 % between runs of the
+     same code), so it is how to tell whether a change made the server do less;
    * server memory per connection: (VmRSS with every connection open - VmRSS of the
      listening server before any connection) / connections; the tables are loaded by those
      connections, so their memory is included;
@@ -58,10 +63,12 @@ import json
 import math
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -621,6 +628,48 @@ async def load_main(url: str, control_port: int, tables: list[str]) -> None:
 # ---------------------------------------------------------------------------- orchestrator
 
 
+class Callgrind:
+    """Runs the server under valgrind's callgrind with counting off, and counts the
+    instructions it executes (user space, every thread) between two :meth:`switch` calls: a
+    measure of the work per update that, unlike CPU time, does not move with what else the
+    machine is doing (cache misses are not in it, nor the kernel's part)."""
+
+    def __init__(self) -> None:
+        for tool in ("valgrind", "callgrind_control"):
+            if shutil.which(tool) is None:
+                sys.exit(f"--callgrind needs {tool} on the PATH (Debian: apt install valgrind)")
+        self.dir = tempfile.mkdtemp(prefix="statesync-bench-callgrind-")
+        self.wrapper = (
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={self.dir}/callgrind.out.%p",
+        )
+
+    async def switch(self, pid: int, *, on: bool) -> int | None:
+        """Turn counting on, or off and return the instructions counted since it was on."""
+        await self._control("-i", "on" if on else "off", str(pid))
+        if on:
+            return None
+        await self._control("-d", str(pid))  # dump what was counted
+        return await asyncio.to_thread(self._total, pid)
+
+    def _total(self, pid: int) -> int:
+        total = 0
+        for dump in Path(self.dir).glob(f"callgrind.out.{pid}*"):
+            for line in dump.read_text().splitlines():
+                if line.startswith(("summary:", "totals:")):
+                    total = max(total, int(line.split()[1]))
+        return total
+
+    async def _control(self, *args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "callgrind_control", *args, stdout=asyncio.subprocess.DEVNULL
+        )
+        if await proc.wait():
+            raise RuntimeError(f"callgrind_control {' '.join(args)} failed")
+
+
 class Child:
     """A child process speaking JSON lines on stdin/stdout (its stderr is ours)."""
 
@@ -629,8 +678,9 @@ class Child:
         self.proc = proc
 
     @classmethod
-    async def spawn(cls, name: str, *args: str) -> Child:
+    async def spawn(cls, name: str, *args: str, wrapper: Sequence[str] = ()) -> Child:
         proc = await asyncio.create_subprocess_exec(
+            *wrapper,
             sys.executable,
             SCRIPT,
             *args,
@@ -704,8 +754,10 @@ def summary(
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    n_tables = args.tables or (20 if args.quick else 100)
-    duration = args.duration or (10 if args.quick else 30)
+    if args.callgrind:
+        args.fanout_only = True  # under valgrind the server runs some 50 times slower
+    n_tables = args.tables or (20 if args.quick else 10 if args.callgrind else 100)
+    duration = args.duration or (10 if args.quick or args.callgrind else 30)
     n_storm = min(n_tables, 20 if args.quick else 50)
     reps = 30
     names = [f"fan{i:03d}" for i in range(n_tables)]
@@ -719,7 +771,9 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"server: starting (SQLite in a temp dir); {len(groups)} load processes", flush=True)
         extra = ["--profile"] if args.profile else []
         extra += ["--backlog", str(args.backlog)] if args.backlog else []
-        server = await Child.spawn("server", "--serve", *extra)
+        counter = Callgrind() if args.callgrind else None
+        wrapper = counter.wrapper if counter is not None else ()
+        server = await Child.spawn("server", "--serve", *extra, wrapper=wrapper)
         info = await server.read(60)
         url, port = info["url"], info["control"]
         await asyncio.sleep(0.5)
@@ -746,10 +800,13 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.profile:
             await control(port, {"op": "profile_start"})
         t0 = time.monotonic() + 1.0
+        if counter is not None:
+            await counter.switch(info["pid"], on=True)
         go = await control(port, {"op": "stats"})
         request = {"op": "fanout", "t0": t0, "duration": duration, "n_tables": n_tables}
         fan = await with_progress("fan-out", ask_all(children, request, duration + 120))
         end = await control(port, {"op": "stats"})
+        instructions = await counter.switch(info["pid"], on=False) if counter else None
         if args.profile:
             prof = await control(port, {"op": "profile_stop"})
             print(prof.get("text", ""))
@@ -828,6 +885,16 @@ async def main_async(args: argparse.Namespace) -> int:
                 "",
             )
         )
+        if instructions is not None:
+            rows.append(
+                (
+                    "  server instructions per delivered update (callgrind; user space, all "
+                    "threads)",
+                    f"{instructions / max(1, updates):,.0f} ({instructions:,} / {updates:,})",
+                    "(info)",
+                    "",
+                )
+            )
         ok = mem_kb < MEM_PER_CONN_TARGET_KB
         status |= not ok
         rows.append(
@@ -962,7 +1029,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(server.proc.wait(), 20)
             await server.kill()
         summary(rows, n_tables, duration, len(groups))
-    return status
+        if args.callgrind:
+            print("(under valgrind: the times and their verdicts say nothing; the instructions do)")
+    return 0 if args.callgrind else status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -982,6 +1051,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--fanout-only", action="store_true", help="stop after the fan-out (no storm, reconnects)"
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count the server's instructions per update under valgrind (fan-out only, "
+        "10 tables unless --tables; slow, but the same on any load)",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
