@@ -27,6 +27,10 @@ control socket (CPU, RSS, versions and view hashes, flush times).
      executed per delivered update are shown: unlike CPU time, that count does not move with
      the rest of the machine's load (the CPU figure here moved by +-20 % between runs of the
      same code), so it is how to tell whether a change made the server do less;
+   * ``STATESYNC_BENCH_PLAYERS=2`` (players per table, default 10) separates what an action
+     costs once from what each delivery costs: with ``I(n)`` the instructions per update at
+     ``n`` players, an action's fixed part is ``(I(2) - I(10)) * 2.5`` and a delivery's
+     ``I(10) - fixed / 10``;
    * server memory per connection: (VmRSS with every connection open - VmRSS of the
      listening server before any connection) / connections; the tables are loaded by those
      connections, so their memory is included;
@@ -79,7 +83,8 @@ from statesync.protocol.limits import Limits
 from statesync.server.auth import TokenSigner
 
 SECRET = b"statesync-bench-network-shared-secret"
-PLAYERS = [f"p{i}" for i in range(10)]
+PLAYERS = [f"p{i}" for i in range(int(os.environ.get("STATESYNC_BENCH_PLAYERS", "10")))]
+"""Players per table (10; ``STATESYNC_BENCH_PLAYERS`` changes it, for every process)."""
 LIMITS = Limits(actions_per_second=1_000_000.0, action_burst=1_000_000)
 
 FANOUT_P99_TARGET_MS = 10.0
