@@ -1,5 +1,5 @@
 # Set-up is part of every target: a fresh clone needs nothing but Python 3.11+.
-#   make demo   run the main job (scripted players through the engine, SQLite-free for now)
+#   make demo   run the main job (a server on SQLite and bot players over WebSockets)
 #   make test   lint, type-check and run the whole test suite
 #   make bench  run the benchmarks and print the measured ratios
 PYTHON ?= python3
