@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/network.py [--quick] [--profile] [--fanout-only] [--callgrind]
 
-The server (``statesync.server.ws.Server`` on SQLite, in a temp dir) runs in its own process;
+The server (``statesync.server.ws.Server`` on SQLite, in a temp dir, on the event loop
+``statesync serve`` uses: uvloop where installed) runs in its own process;
 the load runs in ``--loaders`` other processes (default 2), each owning whole tables, so all
 clients of one table share one process and one clock. Every timestamp is
 ``time.monotonic()`` (CLOCK_MONOTONIC, system-wide on Linux), taken in the process where the
@@ -81,6 +82,7 @@ from statesync.client import Backoff, Table
 from statesync.hashing import state_hash
 from statesync.protocol.limits import Limits
 from statesync.server.auth import TokenSigner
+from statesync.server.runner import run
 
 SECRET = b"statesync-bench-network-shared-secret"
 PLAYERS = [f"p{i}" for i in range(int(os.environ.get("STATESYNC_BENCH_PLAYERS", "10")))]
@@ -1070,7 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--names", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(serve_main(args.profile, args.backlog))
+        run(serve_main(args.profile, args.backlog))  # as `statesync serve` runs (uvloop)
         return 0
     if args.load:
         asyncio.run(load_main(args.url, args.control, args.names))

@@ -34,6 +34,7 @@ from statesync.cli.demo import run_demo
 from statesync.cli.demo_net import run_net_demo
 from statesync.errors import StateSyncError
 from statesync.server.auth import TokenSigner, load_secret
+from statesync.server.runner import loop_name, run
 from statesync.server.ws import Server
 from statesync.sim.world import FAULTS, parse_faults
 from statesync.storage import RetentionPolicy
@@ -151,6 +152,7 @@ async def _serve(args: argparse.Namespace, game: Game, store: Store, signer: Tok
         loop.add_signal_handler(sig, stop.set)
     try:
         print(f"statesync serve: {args.game} tables from {args.db} at {server.url}", flush=True)
+        print(f"  event loop: {loop_name()} (STATESYNC_EVENT_LOOP=asyncio for the standard one)")
         print(
             "  get a token with: statesync token --table TABLE --player NAME"
             " (same secret: STATESYNC_SECRET / ./.statesync-secret)",
@@ -217,6 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args, parser)
     if args.command == "sim":  # needs no store either
         return _sim(args, parser)
+    try:
+        loop_name()
+    except ValueError as e:
+        print(f"statesync {args.command}: {e}", file=sys.stderr)
+        return 2
     job: Callable[[Store], Awaitable[Any]]
     if args.command == "serve":
         if not 0 <= args.port <= 65535:
@@ -286,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return await ops.compact(store, args.table, policy)
 
     try:
-        return asyncio.run(_with_store(args.db, job))
+        return run(_with_store(args.db, job))
     except StateSyncError as e:
         print(f"statesync {args.command}: {e} [{e.code}]", file=sys.stderr)
         return 1
