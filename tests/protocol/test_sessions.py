@@ -327,6 +327,34 @@ def test_timeouts_heartbeats_and_rate_limit() -> None:
     assert isinstance(closing, Closing) and closing.code == codes.IDLE_TIMEOUT
 
 
+@given(
+    st.booleans(),
+    st.lists(
+        st.tuples(st.sampled_from(["receive", "alive", "tick"]), st.floats(0.0, 6.0)),
+        max_size=40,
+    ),
+)
+def test_a_tick_before_due_has_nothing_to_do(hello: bool, steps: list[tuple[str, float]]) -> None:
+    """The server ticks a session only once ``now`` has reached ``due``: any tick before
+    that must have nothing to do (and ``due`` is never later than the next event)."""
+    limits = Limits(idle_timeout=10, heartbeat_interval=3, handshake_timeout=4)
+    s = ServerSession(verify, limits=limits, now=0.0)
+    if hello:
+        s.receive(encode(Hello([1], "tok-ann", "c")), 0.0)
+    now = 0.0
+    for kind, dt in steps:
+        now += dt
+        if kind == "receive":
+            s.receive(encode(Ping(1)), now)
+        elif kind == "alive":
+            s.alive(now)
+        else:
+            early = now < s.due
+            events = s.tick(now)
+            if early:
+                assert events == [], (now, s.due)
+
+
 def test_only_a_quiet_client_is_probed_and_its_pong_keeps_it() -> None:
     limits = Limits(idle_timeout=10, heartbeat_interval=3)
     s = ServerSession(verify, limits=limits, now=0.0)

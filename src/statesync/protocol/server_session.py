@@ -104,6 +104,9 @@ class Closing:
     leave: bool = False
 
 
+_NEVER: Final = float("inf")
+
+
 @dataclass(frozen=True, slots=True)
 class HeartbeatDue:
     """Nothing was received for ``heartbeat_interval`` (and no probe went out in that time):
@@ -142,6 +145,9 @@ class ServerSession:
         self._opened_at = now
         self._last_received = now
         self._probed = now
+        self.due = now + min(self.limits.handshake_timeout, self.limits.heartbeat_interval)
+        """Before this time :meth:`tick` has nothing to do (it may be earlier than need be,
+        never later), so a caller holding many sessions can skip the others."""
         self._bucket = TokenBucket(self.limits.actions_per_second, self.limits.action_burst)
         self._out: list[bytes] = []
         self._encoder = WireEncoder(max_message_size=self.limits.max_message_bytes * 16)
@@ -230,18 +236,32 @@ class ServerSession:
         return [Closing(code, message)]
 
     def tick(self, now: float) -> list[Event]:
-        """Timeouts and heartbeats; call it every second or so."""
+        """Timeouts and heartbeats; call it every second or so (or only once ``now`` has
+        reached :attr:`due`)."""
         if self.state == CLOSED:
+            self.due = _NEVER
             return []
-        if self.state == HANDSHAKE and now - self._opened_at > self.limits.handshake_timeout:
+        limits = self.limits
+        if self.state == HANDSHAKE and now - self._opened_at > limits.handshake_timeout:
+            self.due = _NEVER
             return self._fatal(codes.HANDSHAKE_TIMEOUT, "no Hello in time")
-        if now - self._last_received > self.limits.idle_timeout:
+        if now - self._last_received > limits.idle_timeout:
+            self.due = _NEVER
             return self._fatal(codes.IDLE_TIMEOUT, "nothing received in time")
-        interval = self.limits.heartbeat_interval
+        interval = limits.heartbeat_interval
+        events: list[Event] = []
         if now - self._last_received >= interval and now - self._probed >= interval:
             self._probed = now
-            return [HeartbeatDue()]
-        return []
+            events.append(HeartbeatDue())
+        # The next time anything can happen: messages received later only move it later.
+        due = min(
+            self._last_received + limits.idle_timeout,
+            max(self._last_received, self._probed) + interval,
+        )
+        if self.state == HANDSHAKE:
+            due = min(due, self._opened_at + limits.handshake_timeout)
+        self.due = due
+        return events
 
     def alive(self, now: float) -> None:
         """The peer answered a probe (a WebSocket pong): that counts as hearing from it for

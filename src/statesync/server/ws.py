@@ -250,7 +250,8 @@ class Server:
         clock). The server calls it every :data:`TICK_INTERVAL` seconds."""
         now = self.clock() if now is None else now
         for conn in list(self.connections):
-            conn.tick(now)
+            if conn.session.due <= now:  # else its session has nothing to do yet
+                conn.tick(now)
 
     async def _tick_loop(self) -> None:
         while True:
