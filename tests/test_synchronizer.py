@@ -577,3 +577,47 @@ async def test_replay_is_deterministic(script: list[tuple[str, str, int]], batch
         return hashes
 
     assert await run() == await run()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["ann", "bob", "cat"]), st.sampled_from(["add", "draw", "say"])),
+        min_size=1,
+        max_size=12,
+    ),
+    st.data(),
+)
+def test_sync_views_gives_each_viewer_its_own_view(moves: list[tuple[str, str]], data: Any) -> None:
+    """One ``sync_views`` call for many viewers: every update, applied to that viewer's view
+    at the version it holds, gives its view now, with its hash, and holds nothing private of
+    anyone else (viewers the change leaves alone share one delta)."""
+    from statesync.delta import patch
+    from statesync.views import view_of
+
+    players = ["ann", "bob", "cat"]
+    table = StateSynchronizer(Pile(), players=players, seed=2)
+    seqs = dict.fromkeys(players, 0)
+    for player, kind in moves:
+        seqs[player] += 1
+        action = PlayerAction(player, f"{player}-c", seqs[player], table.version, kind, "hi")
+        assert table.submit_nowait([action])[0].ok
+    last = table.version - 1  # one entry: the case where views share a delta
+    base = data.draw(st.sampled_from([last, last, *range(table.version + 1)]))
+    viewers: list[Any] = data.draw(
+        st.lists(st.sampled_from([None, FULL, "ann", "bob", "cat", "nobody"]), max_size=8)
+    )
+    updates = table.sync_views(base, viewers)
+    assert len(updates) == len(viewers)
+    before = table.state_at(base)
+    for viewer, update in zip(viewers, updates, strict=True):
+        now = table.view(viewer)
+        assert update.hash == table.view_hash(viewer) == state_hash(now)
+        assert isinstance(update, StateDelta)  # the range is in the history, and small
+        held = before if viewer is FULL else view_of(before, viewer)
+        assert patch(held, update.delta) == now
+        if viewer is not FULL:
+            for op in update.delta.ops:
+                assert op.path[:1] != ("secret",)
+                if op.path[:1] == ("players",) and len(op.path) > 1:
+                    assert op.path[1] == viewer

@@ -54,7 +54,14 @@ from statesync.records import Checkpoint, LogRecord, TableMeta
 from statesync.rng import Rng
 from statesync.snapshot import StateDelta, StateSnapshot
 from statesync.value import Value, check_value, copy_value
-from statesync.views import FULL, Viewer, filter_delta, private_hash_part, public_hash_part
+from statesync.views import (
+    FULL,
+    Viewer,
+    filter_delta,
+    private_hash_part,
+    public_hash_part,
+    touched_players,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -487,17 +494,37 @@ class StateSynchronizer:
         self, client_version: int, *, player_id: Viewer = FULL, epoch: int | None = None
     ) -> StateDelta | StateSnapshot:
         """Synchronous form of :meth:`sync_state`."""
+        return self.sync_views(client_version, (player_id,), epoch=epoch)[0]
+
+    def sync_views(
+        self, client_version: int, viewers: Sequence[Viewer], *, epoch: int | None = None
+    ) -> list[StateDelta | StateSnapshot]:
+        """:meth:`sync` for several viewers who hold the same version: one update per viewer,
+        in order, each exactly what ``sync`` gives that viewer. The range checks and the
+        history are done once, and viewers whose private section the range does not touch
+        share one filtered delta (a table's many subscribers cost one public delta)::
+
+            >>> from statesync.games import TicTacToe
+            >>> from statesync.actions import PlayerAction
+            >>> table = StateSynchronizer(TicTacToe(), players=["ann", "bob"], seed=1)
+            >>> _ = table.submit_nowait([PlayerAction("ann", "a", 1, 0, "place", {"cell": 4})])
+            >>> ann, bob, watcher = table.sync_views(0, ["ann", "bob", None])
+            >>> bob.delta is watcher.delta and bob.hash != watcher.hash
+            True
+        """
         stale_epoch = epoch is not None and epoch != self.epoch
         if (
             client_version < self.history.base_version
             or client_version > self.version
             or (stale_epoch and client_version > self._fork_version)
         ):
-            return self.snapshot(player_id)
-        if client_version == self.version:
-            return StateDelta(
-                client_version, self.version, EMPTY, self.view_hash(player_id), self.epoch
-            )
+            return [self.snapshot(viewer) for viewer in viewers]
+        version, current_epoch = self.version, self.epoch
+        if client_version == version:
+            return [
+                StateDelta(client_version, version, EMPTY, self.view_hash(viewer), current_epoch)
+                for viewer in viewers
+            ]
         # Every subscriber group of one flush asks for the same range (only the viewer
         # differs): slice the history once. The entries of a range are fixed by the history
         # object, the epoch and the current version (a rollback starts a new epoch; a replica
@@ -516,17 +543,27 @@ class StateSynchronizer:
             entries = history.since(client_version)
             approx = sum(e.size for e in entries)
             self._since_memo = (history, version, self.epoch, client_version, entries, approx)
-        if len(entries) == 1:
-            delta = filter_delta(entries[0].delta, player_id)
-        else:
-            delta = squash([filter_delta(e.delta, player_id) for e in entries])
-        if approx > 512:
-            snap_size = len(_sizer.encode(self.view(player_id)))
-            if len(_sizer.encode(_ops_value(delta))) >= snap_size:
-                return self.snapshot(player_id)
-        return StateDelta(
-            client_version, self.version, delta, self.view_hash(player_id), self.epoch
-        )
+        touched = touched_players(entries[0].delta) if len(entries) == 1 else None
+        shared: Delta | None = None  # the delta of every viewer the range leaves alone
+        out: list[StateDelta | StateSnapshot] = []
+        for viewer in viewers:
+            if touched is not None and viewer is not FULL and viewer not in touched:
+                if shared is None:
+                    shared = filter_delta(entries[0].delta, None)
+                delta = shared
+            elif len(entries) == 1:
+                delta = filter_delta(entries[0].delta, viewer)
+            else:
+                delta = squash([filter_delta(e.delta, viewer) for e in entries])
+            if approx > 512:
+                snap_size = len(_sizer.encode(self.view(viewer)))
+                if len(_sizer.encode(_ops_value(delta))) >= snap_size:
+                    out.append(self.snapshot(viewer))
+                    continue
+            out.append(
+                StateDelta(client_version, version, delta, self.view_hash(viewer), current_epoch)
+            )
+        return out
 
     async def apply_delta(self, delta: StateDelta) -> None:
         """Apply a delta from the authority to this replica (see :meth:`apply`)."""

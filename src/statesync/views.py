@@ -71,6 +71,28 @@ def filter_delta(delta: Delta, viewer: Viewer) -> Delta:
     return Delta(tuple(out))
 
 
+def touched_players(delta: Delta) -> frozenset[str] | None:
+    """The players whose private section ``delta`` changes, or ``None`` when it replaces the
+    whole state or the whole ``players`` section (then every view needs its own filtering).
+    A viewer not in the set -- a spectator included -- sees exactly
+    ``filter_delta(delta, None)``.
+
+    >>> d = Delta((Set(("game", "pot"), 30), Set(("players", "bob", "chips"), 70)))
+    >>> touched_players(d)
+    frozenset({'bob'})
+    """
+    touched: set[str] = set()
+    for op in delta.ops:
+        path = op.path
+        if not path:
+            return None
+        if path[0] == "players":
+            if len(path) == 1:
+                return None
+            touched.add(path[1])  # type: ignore[arg-type]
+    return frozenset(touched)
+
+
 def filter_op(op: Op, viewer: str | None) -> Op | None:
     """``op`` as ``viewer`` sees it, or ``None`` when it touches nothing they may see."""
     path = op.path
@@ -162,5 +184,6 @@ __all__ = [
     "filter_op",
     "private_hash_part",
     "public_hash_part",
+    "touched_players",
     "view_hash",
 ]

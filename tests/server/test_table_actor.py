@@ -266,14 +266,16 @@ async def test_one_sync_call_per_group_and_each_player_gets_only_their_own_view(
     actor = await started(
         await TableActor.open(Holdem(), MemoryStore(), "h", create_players=players, seed=3)
     )
-    calls: list[tuple[int, str | None]] = []
-    real_sync = actor.sync.sync
+    calls: list[tuple[int, str | None]] = []  # (version, viewer): one per group
+    batches: list[int] = []  # sync_views calls
+    real_sync_views = actor.sync.sync_views
 
-    def counting(version: int, **kw: Any) -> Update:
-        calls.append((version, kw["player_id"]))
-        return real_sync(version, **kw)
+    def counting(version: int, viewers: Any, **kw: Any) -> list[Update]:
+        calls.extend((version, v) for v in viewers)
+        batches.append(version)
+        return real_sync_views(version, viewers, **kw)
 
-    actor.sync.sync = counting  # type: ignore[method-assign,assignment]
+    actor.sync.sync_views = counting  # type: ignore[method-assign]
     spectators = [Outbox() for _ in range(200)]
     for box in spectators:
         actor.subscribe(None, send=box.send)
@@ -296,6 +298,7 @@ async def test_one_sync_call_per_group_and_each_player_gets_only_their_own_view(
         await actor.drain()
         assert len(calls) - before == 4
     assert actor.stats["syncs"] == len(calls) == 4 * 7
+    assert len(batches) == 7  # everyone at one version: one sync_views call per flush
     for i in range(7):  # every spectator got the very same object, in every flush
         first = spectators[0].items[i]
         assert all(box.items[i] is first for box in spectators)

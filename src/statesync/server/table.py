@@ -19,10 +19,12 @@ and is the only code that touches it: everything that changes the table goes thr
             → fenced / submit raised?  reload the table from the store
             → flush: bring every subscriber up to date (now, or on the next tick)
 
-**Flushing.** Subscribers are grouped by ``(viewer, version, epoch)`` and
-:meth:`~statesync.synchronizer.StateSynchronizer.sync` is called once per group, so a thousand
-spectators at the same version cost one squashed delta, and the very same update object is
-handed to each of their ``send`` callbacks (the connection layer may encode it once). A
+**Flushing.** Subscribers are grouped by ``(viewer, version, epoch)``: each group gets one
+update, so a thousand spectators at the same version cost one squashed delta, and the very
+same update object is handed to each of their ``send`` callbacks (the connection layer may
+encode it once). The groups at one ``(version, epoch)`` are served by one
+:meth:`~statesync.synchronizer.StateSynchronizer.sync_views` call, in which the players whose
+private section the change leaves alone share one filtered delta. A
 subscriber always gets its *own* view (a player id, or ``None`` for a spectator, never the
 full state): hidden information stays on the server. Subscribers already at the table's
 version and epoch are skipped.
@@ -636,28 +638,32 @@ class TableActor:
     # ------------------------------------------------------------------ flushing
 
     def _flush(self) -> None:
-        """Bring every live subscriber up to date: one ``sync()`` per (viewer, version,
-        epoch) group, the same update object for every member of a group."""
+        """Bring every live subscriber up to date: one update per (viewer, version, epoch)
+        group, the same update object for every member of a group, and one
+        :meth:`~statesync.synchronizer.StateSynchronizer.sync_views` call per (version,
+        epoch) for all the viewers at it."""
         self.stats["flushes"] += 1
         sync = self._sync
-        groups: dict[tuple[str | None, int, int | None], list[Subscription]] = {}
-        key: tuple[str | None, int, int | None]
+        groups: dict[tuple[int, int | None], dict[str | None, list[Subscription]]] = {}
+        key: tuple[int, int | None]
         for sub in self._subs:
             if sub.lagging:
                 continue
             if sub._snapshot:
-                key = (sub.viewer, -1, None)  # -1 is below any history: sync() snapshots
+                key = (-1, None)  # -1 is below any history: sync() snapshots
             elif sub.version == sync.version and sub.epoch == sync.epoch:
                 continue
             else:
-                key = (sub.viewer, sub.version, sub.epoch)
-            groups.setdefault(key, []).append(sub)
-        for (viewer, version, epoch), subs in groups.items():
-            self.stats["syncs"] += 1
-            update = sync.sync(version, player_id=viewer, epoch=epoch)
-            for sub in subs:
-                if not sub.closed:  # an earlier send may have closed it
-                    self._deliver(sub, update)
+                key = (sub.version, sub.epoch)
+            groups.setdefault(key, {}).setdefault(sub.viewer, []).append(sub)
+        for (version, epoch), by_viewer in groups.items():
+            viewers = list(by_viewer)
+            self.stats["syncs"] += len(viewers)
+            updates = sync.sync_views(version, viewers, epoch=epoch)
+            for viewer, update in zip(viewers, updates, strict=True):
+                for sub in by_viewer[viewer]:
+                    if not sub.closed:  # an earlier send may have closed it
+                        self._deliver(sub, update)
 
     def _deliver(self, sub: Subscription, update: StateDelta | StateSnapshot) -> None:
         try:
