@@ -338,13 +338,20 @@ class ServerSession:
 
     def result(self, seq: int, outcome: Outcome, *, now: float) -> None:
         """Answer the action with ``seq``."""
+        self._out.append(self.result_message(seq, outcome))
+
+    def result_message(self, seq: int, outcome: Outcome) -> bytes:
+        """:meth:`result` without the queue: the encoded ``Result`` message, for a connection
+        layer that writes it out at once."""
         if isinstance(outcome, Accepted):
             message = Result(seq, True, outcome.version, duplicate=outcome.duplicate)
         else:
             message = Result(
                 seq, False, outcome.version, outcome.code, outcome.message, outcome.duplicate
             )
-        self._send(message, now)
+        data = encode(message)
+        self.bytes_sent += len(data)
+        return data
 
     def error(self, code: str, message: str = "", *, now: float) -> None:
         """Send a non-fatal error."""

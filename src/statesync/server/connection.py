@@ -427,17 +427,24 @@ class Connection:
         unanswered (the client re-sends it after reconnecting, and dedupe makes that safe);
         otherwise it is a failure, and closing the connection gets the client to do the
         same."""
-        if isinstance(outcome, BaseException):
-            if not (isinstance(outcome, RuntimeError) and self.registry.closed):
-                self._fail(outcome, "acting")
-        else:
+        try:
+            if isinstance(outcome, BaseException):
+                if not (isinstance(outcome, RuntimeError) and self.registry.closed):
+                    self._fail(outcome, "acting")
+                return
             if not outcome.ok:
                 self.metrics.inc("actions_rejected_total")
-            self._outbox.append(_ResultItem(seq, outcome))
-            self._kick()
-        self._in_flight -= 1
-        if not self._in_flight:
-            self._settled.set()
+            if not (self._outbox or self._frames or self._sending) and self._writable():
+                self._write_one(self.session.result_message(seq, outcome))  # the common case
+            else:
+                self._outbox.append(_ResultItem(seq, outcome))
+                self._kick()
+        except Exception as e:
+            self._fail(e, "answering")
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._settled.set()
 
     # ------------------------------------------------------------------ output
 
@@ -463,19 +470,13 @@ class Connection:
         the version the client holds, and the socket's buffer has room. Encode and write it
         at once and return True; False leaves it to the general path (:meth:`_deliver`),
         which also heals a delta too large to encode with a snapshot."""
-        session, ws = self.session, self.ws
+        session = self.session
         if (
             type(update) is not StateDelta
             or update.base_version != session.version
             or self._awaiting_snapshot
-            or self._close_code is not None
-            or self._peer_gone
-            or session.state != OPEN
-            or ws.state is not State.OPEN
+            or not self._writable()
         ):
-            return False
-        transport = ws.transport
-        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
             return False
         try:
             message = session.update_message(update)
@@ -484,6 +485,18 @@ class Connection:
         if message is not None:
             self._write_one(message)
         return True
+
+    def _writable(self) -> bool:
+        """Whether a message may be written this instant: the session and the WebSocket are
+        open, no close was requested, and the socket's buffer is below its high-water mark.
+        (The caller also checks that nothing is queued: frames leave in order.)"""
+        if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
+            return False
+        ws = self.ws
+        if ws.state is not State.OPEN:
+            return False
+        transport = ws.transport
+        return transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
 
     def _collect(self, *, note: bool = False) -> None:
         """Send what the session produced (``note``: count refusals and errors it contains,
