@@ -122,6 +122,16 @@ def test_counters_and_gauges() -> None:
     assert "statesync_actions_total 5\n" in m.render()  # ints render as ints
 
 
+def test_sent_counts_messages_and_bytes_together() -> None:
+    m = Metrics()
+    m.sent(1, 40)
+    m.inc("messages_sent_total", 2)  # the two ways add up on the same series
+    m.sent(3, 100)
+    assert m.value("messages_sent_total") == 6
+    assert m.value("bytes_sent_total") == 140
+    assert samples_of(m, "bytes_sent_total") == [({}, 140)]
+
+
 def test_gauge_set_overwrites_and_takes_floats() -> None:
     m = Metrics()
     m.set("connections", 10)

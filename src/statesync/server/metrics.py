@@ -95,7 +95,7 @@ class Metrics:
     counter or histogram cannot take (negative, not finite).
     """
 
-    __slots__ = ("_histograms", "_plain", "_values")
+    __slots__ = ("_histograms", "_plain", "_sent_bytes", "_sent_messages", "_values")
 
     def __init__(self) -> None:
         self._values: dict[str, dict[tuple[str, ...], Number]] = {}
@@ -109,6 +109,8 @@ class Metrics:
                 self._values[name] = {} if spec.labels else {(): 0}
                 if not spec.labels:
                     self._plain[name] = self._values[name]
+        self._sent_messages = self._values["messages_sent_total"]
+        self._sent_bytes = self._values["bytes_sent_total"]
 
     def inc(self, name: str, value: Number = 1, **labels: str) -> None:
         """Add ``value`` to a counter (``value >= 0``) or a gauge (any finite value)."""
@@ -124,6 +126,12 @@ class Metrics:
         key = _label_key(name, spec, labels)
         series = self._values[name]
         series[key] = series.get(key, 0) + value
+
+    def sent(self, messages: int, size: int) -> None:
+        """Count ``messages`` frames of ``size`` bytes in all as sent (``messages_sent_total``
+        and ``bytes_sent_total``): the server's hottest counters, in one call."""
+        self._sent_messages[()] += messages
+        self._sent_bytes[()] += size
 
     def set(self, name: str, value: Number) -> None:
         """Set a gauge to ``value``."""
