@@ -543,7 +543,9 @@ class StateSynchronizer:
             entries = history.since(client_version)
             approx = sum(e.size for e in entries)
             self._since_memo = (history, version, self.epoch, client_version, entries, approx)
-        touched = touched_players(entries[0].delta) if len(entries) == 1 else None
+        # Sharing needs two viewers at least: one asking (sync()) pays no extra scan.
+        one = len(entries) == 1
+        touched = touched_players(entries[0].delta) if one and len(viewers) > 1 else None
         shared: Delta | None = None  # the delta of every viewer the range leaves alone
         out: list[StateDelta | StateSnapshot] = []
         for viewer in viewers:
@@ -551,7 +553,7 @@ class StateSynchronizer:
                 if shared is None:
                     shared = filter_delta(entries[0].delta, None)
                 delta = shared
-            elif len(entries) == 1:
+            elif one:
                 delta = filter_delta(entries[0].delta, viewer)
             else:
                 delta = squash([filter_delta(e.delta, viewer) for e in entries])

@@ -203,6 +203,16 @@ def connection_of(server: Server, client_id: str) -> Connection:
     return conn
 
 
+async def two_players(server: Server, table: str) -> tuple[Peer, Peer, TableActor]:
+    """``ann`` (client ``ann-1``) and ``bob`` (``bob-1``) connected to ``table``, in that
+    order, and the table's actor."""
+    ann = Peer(server, token(table, "ann"), "ann-1")
+    bob = Peer(server, token(table, "bob"), "bob-1")
+    await ann.connect()
+    await bob.connect()
+    return ann, bob, server.tables[table]
+
+
 def seated_online(session: ClientSession, player: str) -> bool:
     """Whether ``player``'s seat is marked connected in the view ``session`` holds."""
     view = session.authoritative
@@ -458,11 +468,7 @@ async def test_hidden_information_never_reaches_another_connection(store: Store)
 
 @pytest.mark.parametrize("drop", ["close", "abort"])
 async def test_reconnect_with_a_pending_action_takes_effect_once(ttt: Server, drop: str) -> None:
-    ann = Peer(ttt, token("rc", "ann"), "ann-1")
-    bob = Peer(ttt, token("rc", "bob"), "bob-1")
-    await ann.connect()
-    await bob.connect()
-    actor = ttt.tables["rc"]
+    ann, bob, actor = await two_players(ttt, "rc")
     await ann.synced(actor)
     seq = ann.session.act("place", {"cell": 4})
     await ann.flush()
@@ -781,11 +787,7 @@ async def test_internal_errors_close_the_connection_not_the_server(
 
 async def test_result_messages_are_well_formed(ttt: Server) -> None:
     """A refused action's Result carries the table's version and the reason code."""
-    ann = Peer(ttt, token("rf", "ann"), "ann-1")
-    bob = Peer(ttt, token("rf", "bob"), "bob-1")
-    await ann.connect()
-    await bob.connect()
-    actor = ttt.tables["rf"]
+    ann, bob, actor = await two_players(ttt, "rf")
     await bob.synced(actor)
     seq = await bob.act("place", {"cell": 0})
     refused = await bob.result(seq)
@@ -849,11 +851,7 @@ async def test_a_slow_reader_lags_then_catches_up(
 
 async def test_sent_frames_are_counted_exactly(ttt: Server) -> None:
     """``messages_sent_total`` and ``bytes_sent_total`` count every frame the clients got."""
-    ann = Peer(ttt, token("count", "ann"), "ann-1")
-    bob = Peer(ttt, token("count", "bob"), "bob-1")
-    await ann.connect()
-    await bob.connect()
-    actor = ttt.tables["count"]
+    ann, bob, actor = await two_players(ttt, "count")
     for peer, cell in ((ann, 0), (bob, 4), (ann, 8)):
         await peer.synced(actor)
         assert (await peer.result(await peer.act("place", {"cell": cell}))).ok
@@ -869,11 +867,7 @@ async def test_sent_frames_are_counted_exactly(ttt: Server) -> None:
 async def test_a_failure_while_encoding_closes_only_that_connection(
     ttt: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ann = Peer(ttt, token("enc", "ann"), "ann-1")
-    bob = Peer(ttt, token("enc", "bob"), "bob-1")
-    await ann.connect()
-    await bob.connect()
-    actor = ttt.tables["enc"]
+    ann, bob, actor = await two_players(ttt, "enc")
     watcher = await raw_ws(ttt)
     await watcher.send(encode(Hello([1], token("enc", None), "w-1")))
     assert isinstance(await next_message(watcher), Welcome)
@@ -900,11 +894,7 @@ async def test_a_failed_socket_write_drops_only_that_connection(
 ) -> None:
     """A write the transport refuses is a vanished peer: the connection is dropped, the
     player marked disconnected, and no internal error is counted."""
-    ann = Peer(ttt, token("wf", "ann"), "ann-1")
-    bob = Peer(ttt, token("wf", "bob"), "bob-1")
-    await ann.connect()
-    await bob.connect()
-    actor = ttt.tables["wf"]
+    ann, bob, actor = await two_players(ttt, "wf")
     await bob.synced(actor)
     victim = connection_of(ttt, "bob-1").ws.transport
 

@@ -176,7 +176,7 @@ class ServerSession:
         if isinstance(message, Resync):
             return [ResyncRequested(message.version)]
         if isinstance(message, Ping):
-            self._send(Pong(message.nonce), now)
+            self._send(Pong(message.nonce))
             return []
         if isinstance(message, Bye):
             self.state = CLOSED
@@ -208,13 +208,13 @@ class ServerSession:
         assert identity is not None
         if identity.player is None:
             self._send(
-                Result(m.seq, False, self._version, codes.SPECTATOR, "spectators cannot act"), now
+                Result(m.seq, False, self._version, codes.SPECTATOR, "spectators cannot act")
             )
             return []
         if m.seq < 1:
             return self._bad(codes.MALFORMED, "seq starts at 1")
         if not self._bucket.allow(now):
-            self._send(Result(m.seq, False, self._version, codes.RATE_LIMITED, "slow down"), now)
+            self._send(Result(m.seq, False, self._version, codes.RATE_LIMITED, "slow down"))
             return []
         action = PlayerAction(
             identity.player, identity.client_id, m.seq, m.base_version, m.type, m.payload
@@ -227,11 +227,11 @@ class ServerSession:
             return self._fatal(code, message)
         if self.bad_messages > MAX_BAD_MESSAGES:
             return self._fatal(codes.TOO_MANY_ERRORS, "too many bad messages")
-        self._send(Error(code, message), self._last_received)
+        self._send(Error(code, message))
         return []
 
     def _fatal(self, code: str, message: str) -> list[Event]:
-        self._send(Error(code, message, fatal=True), self._last_received)
+        self._send(Error(code, message, fatal=True))
         self.state = CLOSED
         return [Closing(code, message)]
 
@@ -272,7 +272,7 @@ class ServerSession:
     def close(self, code: str, reason: str = "", *, now: float) -> None:
         """Close from the server's side (shutdown, table gone), telling the client why."""
         if self.state != CLOSED:
-            self._send(Error(code, reason, fatal=True), now)
+            self._send(Error(code, reason, fatal=True))
             self.state = CLOSED
 
     # ------------------------------------------------------------------ output
@@ -297,17 +297,14 @@ class ServerSession:
                 identity.player,
                 identity.client_id,
                 next_seq,
-            ),
-            now,
+            )
         )
 
     def snapshot(self, snap: StateSnapshot, *, now: float) -> None:
         """Send the client's whole view; resets the connection's delta encoder."""
         self._encoder.reset()
         self._version, self._epoch = snap.version, snap.epoch
-        self._send(
-            Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()), now
-        )
+        self._send(Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()))
 
     def update(self, update: StateDelta | StateSnapshot, *, now: float) -> None:
         """Send a delta (encoded with this connection's encoder) or a snapshot."""
@@ -328,13 +325,11 @@ class ServerSession:
             return None
         data = self._encoder.encode(update.delta)
         self._version, self._epoch = update.version, update.epoch
-        message = encode(
+        return self._encode(
             Update(
                 update.base_version, update.version, update.epoch, bytes.fromhex(update.hash), data
             )
         )
-        self.bytes_sent += len(message)
-        return message
 
     def result(self, seq: int, outcome: Outcome, *, now: float) -> None:
         """Answer the action with ``seq``."""
@@ -349,20 +344,21 @@ class ServerSession:
             message = Result(
                 seq, False, outcome.version, outcome.code, outcome.message, outcome.duplicate
             )
-        data = encode(message)
-        self.bytes_sent += len(data)
-        return data
+        return self._encode(message)
 
     def error(self, code: str, message: str = "", *, now: float) -> None:
         """Send a non-fatal error."""
-        self._send(Error(code, message), now)
+        self._send(Error(code, message))
 
     def data_to_send(self) -> list[bytes]:
         """The messages queued for the client, in order (each one WebSocket message)."""
         out, self._out = self._out, []
         return out
 
-    def _send(self, message: Any, now: float) -> None:
+    def _send(self, message: Any) -> None:
+        self._out.append(self._encode(message))
+
+    def _encode(self, message: Any) -> bytes:
         data = encode(message)
         self.bytes_sent += len(data)
-        self._out.append(data)
+        return data

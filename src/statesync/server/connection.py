@@ -569,16 +569,12 @@ class Connection:
             return True
         transport = ws.transport
         high = transport.get_write_buffer_limits()[1]
-        raw = self._raw
         count = size = 0
         try:
             for frame in frames:
                 if transport.get_write_buffer_size() > high:
                     break
-                if raw is None:
-                    broadcast((ws,), frame, raise_exceptions=True)
-                else:
-                    raw.write(_binary_frame(frame))
+                self._put(frame)
                 count += 1
                 size += len(frame)
         except Exception:
@@ -593,16 +589,21 @@ class Connection:
     def _write_one(self, message: bytes) -> None:
         """Write one message now (the connection is open and its buffer has room)."""
         try:
-            raw = self._raw
-            if raw is None:
-                broadcast((self.ws,), message, raise_exceptions=True)
-            else:
-                n = len(message)  # _binary_frame, inline: this runs for every delivery
-                raw.write(bytes((0x82, n)) + message if n < 126 else _binary_frame(message))
+            self._put(message)
         except Exception:
             self._write_failed()
             return
         self.metrics.sent(1, len(message))
+
+    def _put(self, message: bytes) -> None:
+        """Hand one message to the transport as a WebSocket frame (see :func:`_frame_writer`);
+        raises what the write raises."""
+        raw = self._raw
+        if raw is None:
+            broadcast((self.ws,), message, raise_exceptions=True)
+            return
+        n = len(message)  # _binary_frame's common case, inline: this runs for every delivery
+        raw.write(bytes((0x82, n)) + message if n < 126 else _binary_frame(message))
 
     def _write_failed(self) -> None:
         """A write the transport refused: the peer is gone (not an internal error)."""
