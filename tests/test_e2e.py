@@ -91,3 +91,56 @@ async def test_a_game_survives_a_server_restart(tmp_path: Path) -> None:
     for name, seq, version in acked:
         assert logged.get((name, seq)) == [version]
     assert all(len(v) == 1 for v in logged.values())
+
+
+async def test_a_player_gone_with_the_old_server_is_folded_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    """A server stops with cid to act; cid never returns to the new one. The seat the table
+    still marks connected is released after ``reconnect_grace``: hold'em folds cid and the
+    hand goes on. ann and bob, back in time, are never marked disconnected."""
+    db = tmp_path / "absent.db"
+    store = await SQLiteStore.open(db)
+    server = Server(Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem")
+    await server.start("127.0.0.1", 0)
+    port = server.port
+    tables: dict[str, Table] = {}
+    try:
+        for name in PLAYERS:
+            tok = SIGNER.issue("t2", name, ttl=600, now=time.time())
+            tables[name] = await connect(
+                server.url, tok, client_id=f"{name}-absent", backoff=Backoff(initial=0.01)
+            )
+        actor = server.tables["t2"]
+        while (turn := actor.sync.state["game"]["turn"]) != "cid":
+            table = tables[turn]
+            state = await table.wait_for(lambda s, t=turn: s["game"]["turn"] == t, timeout=10)
+            kind, payload = next(c for c in legal_actions(state, turn) if c[0] in ("check", "call"))
+            assert (await asyncio.wait_for(table.act(kind, payload), 10)).ok
+        await server.stop()
+        stopped_at = actor.sync.version
+        await tables.pop("cid").close()  # gone for good, and the server never heard it go
+        await store.close()
+
+        store = await SQLiteStore.open(db)
+        server = Server(
+            Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem", reconnect_grace=0.2
+        )
+        await server.start("127.0.0.1", port)
+        ann = tables["ann"]
+        state = await ann.wait_for(lambda s: not s["seats"]["cid"]["connected"], timeout=10)
+        assert state["game"]["turn"] != "cid"  # folded on the disconnect
+        assert state["seats"]["ann"]["connected"] and state["seats"]["bob"]["connected"]
+    finally:
+        for table in tables.values():
+            await table.close()
+        await server.stop()
+        await store.close()
+    store = await SQLiteStore.open(db)
+    try:
+        log = await store.read_log("t2", stopped_at + 1, 10**9)
+    finally:
+        await store.close()
+    disconnects = [r.action.player_id for r in log if r.action and r.action.type == "$disconnect"]
+    assert disconnects[0] == "cid"  # then ann's and bob's, as they closed at the end
+    assert sorted(disconnects[1:]) == ["ann", "bob"]

@@ -21,8 +21,17 @@ class Clock:
         return self.now
 
 
-def registry(store: MemoryStore, clock: Clock, idle: float | None = 60.0) -> TableRegistry:
-    return TableRegistry(TicTacToe(), store, clock=clock, metrics=Metrics(), idle_unload=idle)
+def registry(
+    store: MemoryStore, clock: Clock, idle: float | None = 60.0, grace: float | None = 30.0
+) -> TableRegistry:
+    return TableRegistry(
+        TicTacToe(),
+        store,
+        clock=clock,
+        metrics=Metrics(),
+        idle_unload=idle,
+        reconnect_grace=grace,
+    )
 
 
 async def test_concurrent_first_opens_share_one_actor() -> None:
@@ -93,3 +102,104 @@ async def test_unloading_can_be_turned_off_and_is_validated() -> None:
     await reg.close()
     with pytest.raises(ValueError, match="idle_unload"):
         registry(MemoryStore(), clock, idle=0)
+
+
+# ---------------------------------------------------------------------- presumed absent
+
+
+async def left_connected(store: MemoryStore, clock: Clock) -> int:
+    """Seat alice and bob, then stop without either disconnecting (as a crash or a restart
+    leaves a table): both seats stay marked connected. Returns the table's version."""
+    reg = registry(store, clock)
+    actor = await reg.get("t")
+    assert (await actor.join("alice")).ok and (await actor.join("bob")).ok
+    version = actor.sync.version
+    await reg.close()
+    return version
+
+
+def connected(reg: TableRegistry) -> dict[str, bool]:
+    return {p: seat["connected"] for p, seat in reg.tables["t"].sync.state["seats"].items()}
+
+
+async def test_a_player_not_back_within_the_grace_is_marked_disconnected() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, grace=10)
+    await reg.get("t")
+    assert connected(reg) == {"alice": True, "bob": True}
+    clock.now += 5
+    reg.attach("t", "alice")  # alice is back in time
+    clock.now += 4.9
+    assert await reg.release_absent() == []
+    clock.now += 0.1
+    assert await reg.release_absent() == [("t", "bob")]
+    assert connected(reg) == {"alice": True, "bob": False}
+    assert reg.tables["t"].sync.version == version + 1  # one $disconnect, for bob only
+    clock.now += 100
+    assert await reg.release_absent() == []  # once
+    assert reg.tables["t"].sync.version == version + 1
+    await reg.close()
+
+
+async def test_a_player_back_and_gone_again_during_the_grace_is_left_to_the_connection() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, grace=10)
+    actor = await reg.get("t")
+    reg.attach("t", "bob")
+    assert reg.detach("t", "bob")  # bob's connection disconnects him, as usual
+    assert (await actor.set_connected("bob", False)).ok
+    clock.now += 10
+    assert await reg.release_absent() == [("t", "alice")]  # bob is not disconnected twice
+    assert connected(reg) == {"alice": False, "bob": False}
+    assert actor.sync.version == version + 2
+    await reg.close()
+
+
+async def test_a_player_attaching_as_the_grace_ends_keeps_the_seat() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, grace=10)
+    actor = await reg.get("t")
+    reg.attach("t", "alice")
+    clock.now += 10
+    releasing = asyncio.ensure_future(reg.release_absent())
+    await asyncio.sleep(0)  # the release has chosen bob, but not yet queued his $disconnect
+    reg.attach("t", "bob")  # ... when bob's connection arrives
+    reconnect = asyncio.ensure_future(actor.set_connected("bob", True))
+    assert await releasing == []
+    assert (await reconnect).ok
+    assert connected(reg) == {"alice": True, "bob": True}
+    assert actor.sync.version == version + 1  # bob's (no-op) $connect, no $disconnect
+    await reg.close()
+
+
+async def test_presumed_absence_can_be_turned_off_and_is_validated() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, grace=None)
+    await reg.get("t")
+    clock.now += 10**6
+    assert await reg.release_absent() == []
+    assert connected(reg) == {"alice": True, "bob": True}
+    assert reg.tables["t"].sync.version == version
+    await reg.close()
+    with pytest.raises(ValueError, match="reconnect_grace"):
+        registry(MemoryStore(), clock, grace=-1)
+
+
+async def test_an_unloaded_table_forgets_its_absent_players() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, idle=5, grace=10)
+    await reg.get("t")
+    clock.now += 6
+    assert await reg.unload_idle() == ["t"]
+    clock.now += 10
+    assert await reg.release_absent() == []  # nothing loaded, nothing written
+    actor = await reg.get("t")  # loaded again: a new grace from now
+    assert actor.sync.version == version
+    clock.now += 10
+    assert await reg.release_absent() == [("t", "alice"), ("t", "bob")]
+    await reg.close()

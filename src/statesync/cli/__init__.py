@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--tick-rate", type=float, help="flush updates HZ times a second (default: per action)"
     )
+    srv.add_argument(
+        "--reconnect-grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="after a restart, mark a seat disconnected if its player is not back within this (30)",
+    )
 
     about = "run the deterministic simulator: seeds of each game under faults, invariants checked"
     sm = sub.add_parser("sim", help=about, description=about)
@@ -143,7 +150,14 @@ DEFAULT_GAME = "statesync.games.holdem:Holdem"
 
 
 async def _serve(args: argparse.Namespace, game: Game, store: Store, signer: TokenSigner) -> int:
-    server = Server(game, store, signer, game_ref=args.game, tick_rate=args.tick_rate)
+    server = Server(
+        game,
+        store,
+        signer,
+        game_ref=args.game,
+        tick_rate=args.tick_rate,
+        reconnect_grace=args.reconnect_grace,
+    )
     await server.start(args.host, args.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,6 +16,14 @@ The registry also counts each seated player's live connections per table (:meth:
 :meth:`detach`), so a player with two tabs open, or whose new connection overtakes the
 old one's close, is marked disconnected only when the last connection goes.
 
+A table's state records which seats are connected, and a server that stopped (a crash, a
+restart) leaves those marks behind with nobody behind them: a game that acts on a disconnect
+(hold'em folds a player whose turn it is) would wait forever for a player who never comes
+back. So when a table is loaded, every seat its state marks connected is *presumed absent*:
+a player who reconnects within ``reconnect_grace`` seconds keeps the seat as it was (no
+disconnect is recorded), and :meth:`TableRegistry.release_absent` (the server calls it every
+second) marks the others disconnected, as if their connection had just dropped.
+
 :class:`TimedStore` wraps the caller's store to feed the ``store_latency_seconds`` histogram
 with the duration of every :meth:`~statesync.storage.Store.append` (one group-committed batch
 of actions), which is exactly "time to make a batch durable" and costs one clock read per
@@ -65,10 +73,14 @@ class TableRegistry:
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
         idle_unload: float | None = 300.0,
+        reconnect_grace: float | None = 30.0,
     ) -> None:
         if idle_unload is not None and not idle_unload > 0:
             raise ValueError("idle_unload must be positive (or None: never unload)")
+        if reconnect_grace is not None and not reconnect_grace >= 0:
+            raise ValueError("reconnect_grace must be >= 0 (or None: seats stay as loaded)")
         self.idle_unload = idle_unload
+        self.reconnect_grace = reconnect_grace
         self.game = game
         self.store = store
         self.game_ref = game_ref
@@ -80,6 +92,7 @@ class TableRegistry:
         self._presence: dict[tuple[str, str], int] = {}
         self._seated: dict[str, int] = {}  # live seated connections per table
         self._used: dict[str, float] = {}
+        self._absent: dict[str, tuple[float, set[str]]] = {}  # deadline, presumed absent
         self._closed = False
 
     async def get(self, table_id: str) -> TableActor:
@@ -109,9 +122,51 @@ class TableRegistry:
                 )
                 actor.start()
                 self.tables[table_id] = actor
+                self._presume_absent(table_id, actor)
                 self.metrics.set("tables", len(self.tables))
             self._used[table_id] = self.clock()
             return actor
+
+    def _presume_absent(self, table_id: str, actor: TableActor) -> None:
+        """Start the grace of the seats a just-loaded table marks connected."""
+        if self.reconnect_grace is None:
+            return
+        seats = actor.sync.state["seats"]
+        marked = {p for p, seat in seats.items() if seat["connected"]}
+        if marked:
+            self._absent[table_id] = (self.clock() + self.reconnect_grace, marked)
+
+    async def release_absent(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Mark disconnected every player whose seat was marked connected when their table was
+        loaded and who has not connected since, once ``reconnect_grace`` seconds have passed
+        at ``now`` (default: the clock); returns the ``(table, player)`` pairs so marked."""
+        now = self.clock() if now is None else now
+        jobs = []
+        for table_id, (deadline, players) in list(self._absent.items()):
+            if deadline > now:
+                continue
+            del self._absent[table_id]
+            actor = self.tables.get(table_id)
+            if actor is not None:
+                jobs += [self._release(table_id, actor, p) for p in sorted(players)]
+        released = await asyncio.gather(*jobs)
+        return [pair for pair in released if pair is not None]
+
+    async def _release(
+        self, table_id: str, actor: TableActor, player: str
+    ) -> tuple[str, str] | None:
+        # Checked and queued in one step: a connection that attaches later queues its
+        # $connect behind this $disconnect, so the seat ends up connected.
+        if (table_id, player) in self._presence:
+            return None
+        try:
+            outcome = await actor.set_connected(player, False)
+        except RuntimeError:  # the actor is stopping: the seat stays as it is
+            return None
+        if not outcome.ok:
+            return None
+        log.info("table %r: %r did not come back after the table was loaded", table_id, player)
+        return table_id, player
 
     def _busy(self, table_id: str, actor: TableActor, *, locked_by_us: bool = False) -> bool:
         """Someone uses the table: a subscriber, a seated connection, or an open under way."""
@@ -140,6 +195,7 @@ class TableRegistry:
                     continue
                 del self.tables[table_id]
                 self._used.pop(table_id, None)
+                self._absent.pop(table_id, None)
                 self.metrics.set("tables", len(self.tables))
                 try:
                     await actor.stop()
@@ -152,6 +208,9 @@ class TableRegistry:
         """Count a new connection of ``player``; True if it is their only one."""
         key = (table_id, player)
         self._presence[key] = self._presence.get(key, 0) + 1
+        absent = self._absent.get(table_id)
+        if absent is not None:
+            absent[1].discard(player)  # back in time: the seat stays as it is
         self._seated[table_id] = self._seated.get(table_id, 0) + 1
         return self._presence[key] == 1
 
@@ -179,6 +238,7 @@ class TableRegistry:
         each answers its queued actions and flushes first). The store is not closed.
         Re-raises the first error of an actor that crashed, after stopping all of them."""
         self._closed = True
+        self._absent.clear()
         for lock in list(self._locks.values()):
             async with lock:  # an open in progress finishes and registers its actor
                 pass

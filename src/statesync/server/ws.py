@@ -17,7 +17,9 @@ connection that names it) and one :class:`~statesync.server.connection.Connectio
 socket (the reader/writer pair that drives a sans-I/O
 :class:`~statesync.protocol.server_session.ServerSession`). A ticker task calls
 :meth:`Server.tick` every second to enforce the sessions' handshake and idle timeouts, then
-unloads tables nobody has used for ``idle_unload`` seconds (300 by default).
+unloads tables nobody has used for ``idle_unload`` seconds (300 by default) and marks
+disconnected the players a just-loaded table still marked connected (left behind by a crash or
+a restart) who did not come back within ``reconnect_grace`` seconds (30 by default).
 
 Transport settings derived from :class:`~statesync.protocol.limits.Limits`:
 
@@ -101,8 +103,10 @@ class Server:
     handed to every :class:`~statesync.server.table.TableActor` (``None``: flush after every
     batch); ``clock`` is wall-clock seconds (token expiry, session timeouts, table
     timestamps); a table nobody has used for ``idle_unload`` seconds is unloaded from memory
-    (``None``: never). :attr:`tables` holds the loaded tables by id. Use it as an async context
-    manager, or call :meth:`start` and :meth:`stop`.
+    (``None``: never). When a table is loaded, a player its state marks connected who does not
+    connect within ``reconnect_grace`` seconds is marked disconnected (``None``: never; see
+    :mod:`statesync.server.registry`). :attr:`tables` holds the loaded tables by id. Use it as
+    an async context manager, or call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Server:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         idle_unload: float | None = 300.0,
+        reconnect_grace: float | None = 30.0,
     ) -> None:
         self.game = game
         self.store = store
@@ -132,6 +137,7 @@ class Server:
             clock=clock,
             metrics=self.metrics,
             idle_unload=idle_unload,
+            reconnect_grace=reconnect_grace,
         )
         self.tables: dict[str, TableActor] = self._registry.tables
         """The loaded tables by id (the actors run until :meth:`stop`)."""
@@ -259,6 +265,7 @@ class Server:
             try:
                 self.tick()
                 await self._registry.unload_idle()
+                await self._registry.release_absent()
             except Exception:  # pragma: no cover - Connection.tick catches its own
                 log.exception("statesync server tick failed")
 
