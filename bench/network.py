@@ -736,6 +736,17 @@ async def with_progress(label: str, awaitable: Any, every: float = 5.0) -> Any:
         print(f"  {label}: {time.monotonic() - start:.0f} s", flush=True)
 
 
+def machine_reference() -> float:
+    """This machine's speed now: microseconds per action of a fixed in-process workload
+    (``bench/throughput.py``'s hold'em engine, 1,000 recorded actions, best of 3). The server's
+    CPU per update moves with it (shared hosts run the same code up to 3x slower from one day
+    to the next), so the ratio of the two is comparable between runs and machines."""
+    from throughput import holdem_script, run_holdem
+
+    script = holdem_script(1000)
+    return min(run_holdem(script, "engine") for _ in range(3)) / len(script) * 1e6
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -774,6 +785,9 @@ async def main_async(args: argparse.Namespace) -> int:
     server: Child | None = None
     rows: list[tuple[str, str, str, str]] = []
     status = 0
+    measured_cpu_us: list[float] = []
+    reference = [machine_reference()]
+    print(f"machine reference: {reference[0]:.1f} us per engine action", flush=True)
     try:
         print(f"server: starting (SQLite in a temp dir); {len(groups)} load processes", flush=True)
         extra = ["--profile"] if args.profile else []
@@ -840,6 +854,7 @@ async def main_async(args: argparse.Namespace) -> int:
                         fan_lat.append(held - flushed)
         updates = counters.get("updates", 0)
         cpu_us = (end["cpu"] - go["cpu"]) / max(1, updates) * 1e6
+        measured_cpu_us.append(cpu_us)
         p50, p99 = percentile(fan_lat, 50), percentile(fan_lat, 99)
         e50, e99 = percentile(e2e_lat, 50), percentile(e2e_lat, 99)
         fan_errors = (
@@ -1035,6 +1050,24 @@ async def main_async(args: argparse.Namespace) -> int:
                 await control(port, {"op": "stop"}, 5)
                 await asyncio.wait_for(server.proc.wait(), 20)
             await server.kill()
+        reference.append(machine_reference())
+        rows.append(
+            (
+                "machine reference: hold'em engine in one process, us per action (before / after)",
+                f"{reference[0]:.1f} / {reference[1]:.1f}",
+                "(info)",
+                "",
+            )
+        )
+        if measured_cpu_us:
+            rows.append(
+                (
+                    "  server CPU per delivered update / machine reference",
+                    f"{measured_cpu_us[0] / (sum(reference) / 2):.2f}",
+                    "(info)",
+                    "",
+                )
+            )
         summary(rows, n_tables, duration, len(groups))
         if args.callgrind:
             print("(under valgrind: the times and their verdicts say nothing; the instructions do)")
