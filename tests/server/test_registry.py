@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from statesync.actions import PlayerAction
+from statesync.errors import StoreError
 from statesync.games import TicTacToe
 from statesync.server.metrics import Metrics
 from statesync.server.registry import TableRegistry
@@ -202,4 +204,45 @@ async def test_an_unloaded_table_forgets_its_absent_players() -> None:
     assert actor.sync.version == version
     clock.now += 10
     assert await reg.release_absent() == [("t", "alice"), ("t", "bob")]
+    await reg.close()
+
+
+class FlakyStore:
+    """A store whose next ``fail`` appends raise (the store is down), then work again."""
+
+    def __init__(self, inner: MemoryStore) -> None:
+        self.inner = inner
+        self.fail = 0
+
+    async def append(self, *args: Any, **kw: Any) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreError("the store is down")
+        await self.inner.append(*args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_release_the_store_refuses_is_tried_again() -> None:
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    flaky = FlakyStore(store)
+    reg = TableRegistry(
+        TicTacToe(),
+        flaky,
+        clock=clock,
+        metrics=Metrics(),
+        reconnect_grace=10,  # type: ignore[arg-type]
+    )
+    actor = await reg.get("t")
+    reg.attach("t", "alice")
+    clock.now += 10
+    flaky.fail = 1
+    assert await reg.release_absent() == []  # refused: the store is down
+    assert connected(reg) == {"alice": True, "bob": True}
+    assert await reg.release_absent() == [("t", "bob")]  # the next tick
+    assert connected(reg) == {"alice": True, "bob": False}
+    assert actor.sync.version == version + 1
+    assert await reg.release_absent() == []
     await reg.close()

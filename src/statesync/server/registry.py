@@ -37,6 +37,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from statesync import reasons
+from statesync.actions import Rejected
 from statesync.server.table import TableActor
 
 if TYPE_CHECKING:
@@ -163,7 +165,11 @@ class TableRegistry:
             outcome = await actor.set_connected(player, False)
         except RuntimeError:  # the actor is stopping: the seat stays as it is
             return None
-        if not outcome.ok:
+        if isinstance(outcome, Rejected) and outcome.code == reasons.STORE_UNAVAILABLE:
+            # Not recorded: try again on the next call (the server's next tick).
+            self._absent.setdefault(table_id, (self.clock(), set()))[1].add(player)
+            return None
+        if not outcome.ok:  # e.g. no longer seated: nothing to release
             return None
         log.info("table %r: %r did not come back after the table was loaded", table_id, player)
         return table_id, player
