@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from statesync.client import Backoff, connect
 from statesync.games.holdem import Holdem, legal_actions
@@ -18,9 +18,34 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from statesync.client import Table
+    from statesync.records import LogRecord
 
 SIGNER = TokenSigner(b"e2e-secret-0123456789")
 PLAYERS = ["ann", "bob", "cid"]
+
+
+async def read_log(db: Path, table: str, start: int = 1) -> list[LogRecord]:
+    store = await SQLiteStore.open(db)
+    try:
+        return await store.read_log(table, start, 10**9)
+    finally:
+        await store.close()
+
+
+async def start_server(db: Path, port: int = 0, **kw: Any) -> tuple[Server, SQLiteStore]:
+    store = await SQLiteStore.open(db)
+    server = Server(Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem", **kw)
+    await server.start("127.0.0.1", port)
+    return server, store
+
+
+async def connect_all(server: Server, table: str, tables: dict[str, Table]) -> None:
+    """Connect every player of :data:`PLAYERS` to ``table`` into ``tables``."""
+    for name in PLAYERS:
+        tok = SIGNER.issue(table, name, ttl=600, now=time.time())
+        tables[name] = await connect(
+            server.url, tok, client_id=f"{name}-{table}", backoff=Backoff(initial=0.01)
+        )
 
 
 async def play(name: str, table: Table, acked: list[tuple[str, int, int]], until: int) -> None:
@@ -43,27 +68,19 @@ async def play(name: str, table: Table, acked: list[tuple[str, int, int]], until
 
 async def test_a_game_survives_a_server_restart(tmp_path: Path) -> None:
     db = tmp_path / "e2e.db"
-    store = await SQLiteStore.open(db)
-    server = Server(Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem")
-    await server.start("127.0.0.1", 0)
+    server, store = await start_server(db)
     port = server.port
     acked: list[tuple[str, int, int]] = []
     tables: dict[str, Table] = {}
     try:
-        for name in PLAYERS:
-            tok = SIGNER.issue("t1", name, ttl=600, now=time.time())
-            tables[name] = await connect(
-                server.url, tok, client_id=f"{name}-e2e", backoff=Backoff(initial=0.01)
-            )
+        await connect_all(server, "t1", tables)
         await asyncio.gather(*(play(n, tables[n], acked, 25) for n in PLAYERS))
         before = len(acked)
         assert before > 5
         # Restart: a new server process would do the same, on the same file and port.
         await server.stop()
         await store.close()
-        store = await SQLiteStore.open(db)
-        server = Server(Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem")
-        await server.start("127.0.0.1", port)
+        server, store = await start_server(db, port)
         await asyncio.gather(*(play(n, tables[n], acked, 50) for n in PLAYERS))
         assert len(acked) > before
         actor = server.tables["t1"]
@@ -79,11 +96,7 @@ async def test_a_game_survives_a_server_restart(tmp_path: Path) -> None:
         await server.stop()
         await store.close()
     # Every acknowledged action is in the log once, at the version it was told.
-    store = await SQLiteStore.open(db)
-    try:
-        log = await store.read_log("t1", 1, 10**9)
-    finally:
-        await store.close()
+    log = await read_log(db, "t1")
     logged: dict[tuple[str, int], list[int]] = {}
     for r in log:
         if r.action is not None and not r.action.client_id.startswith("$"):
@@ -98,19 +111,14 @@ async def test_a_player_gone_with_the_old_server_is_folded_after_the_grace(
 ) -> None:
     """A server stops with cid to act; cid never returns to the new one. The seat the table
     still marks connected is released after ``reconnect_grace``: hold'em folds cid and the
-    hand goes on. ann and bob, back in time, are never marked disconnected."""
+    hand goes on. ann and bob, back in time, keep their seats untouched: no version is written
+    for them."""
     db = tmp_path / "absent.db"
-    store = await SQLiteStore.open(db)
-    server = Server(Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem")
-    await server.start("127.0.0.1", 0)
+    server, store = await start_server(db)
     port = server.port
     tables: dict[str, Table] = {}
     try:
-        for name in PLAYERS:
-            tok = SIGNER.issue("t2", name, ttl=600, now=time.time())
-            tables[name] = await connect(
-                server.url, tok, client_id=f"{name}-absent", backoff=Backoff(initial=0.01)
-            )
+        await connect_all(server, "t2", tables)
         actor = server.tables["t2"]
         while (turn := actor.sync.state["game"]["turn"]) != "cid":
             table = tables[turn]
@@ -122,11 +130,7 @@ async def test_a_player_gone_with_the_old_server_is_folded_after_the_grace(
         await tables.pop("cid").close()  # gone for good, and the server never heard it go
         await store.close()
 
-        store = await SQLiteStore.open(db)
-        server = Server(
-            Holdem(), store, SIGNER, game_ref="statesync.games.holdem:Holdem", reconnect_grace=0.2
-        )
-        await server.start("127.0.0.1", port)
+        server, store = await start_server(db, port, reconnect_grace=0.2)
         ann = tables["ann"]
         state = await ann.wait_for(lambda s: not s["seats"]["cid"]["connected"], timeout=10)
         assert state["game"]["turn"] != "cid"  # folded on the disconnect
@@ -136,11 +140,9 @@ async def test_a_player_gone_with_the_old_server_is_folded_after_the_grace(
             await table.close()
         await server.stop()
         await store.close()
-    store = await SQLiteStore.open(db)
-    try:
-        log = await store.read_log("t2", stopped_at + 1, 10**9)
-    finally:
-        await store.close()
-    disconnects = [r.action.player_id for r in log if r.action and r.action.type == "$disconnect"]
-    assert disconnects[0] == "cid"  # then ann's and bob's, as they closed at the end
-    assert sorted(disconnects[1:]) == ["ann", "bob"]
+    log = await read_log(db, "t2", stopped_at + 1)
+    system = [(r.action.type, r.action.player_id) for r in log if r.action]
+    # cid's release, then ann's and bob's disconnects as they closed at the end: back in time,
+    # they kept their seats as they were (no $connect, no version at all).
+    assert system[0] == ("$disconnect", "cid")
+    assert sorted(system[1:]) == [("$disconnect", "ann"), ("$disconnect", "bob")]

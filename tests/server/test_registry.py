@@ -120,18 +120,26 @@ async def left_connected(store: MemoryStore, clock: Clock) -> int:
     return version
 
 
+async def reloaded(
+    grace: float | None = 10, idle: float | None = 60.0
+) -> tuple[TableRegistry, Clock, int]:
+    """A new registry with table ``t`` loaded after :func:`left_connected`; its version then."""
+    store, clock = MemoryStore(), Clock()
+    version = await left_connected(store, clock)
+    reg = registry(store, clock, idle=idle, grace=grace)
+    await reg.get("t")
+    return reg, clock, version
+
+
 def connected(reg: TableRegistry) -> dict[str, bool]:
     return {p: seat["connected"] for p, seat in reg.tables["t"].sync.state["seats"].items()}
 
 
 async def test_a_player_not_back_within_the_grace_is_marked_disconnected() -> None:
-    store, clock = MemoryStore(), Clock()
-    version = await left_connected(store, clock)
-    reg = registry(store, clock, grace=10)
-    await reg.get("t")
+    reg, clock, version = await reloaded()
     assert connected(reg) == {"alice": True, "bob": True}
     clock.now += 5
-    reg.attach("t", "alice")  # alice is back in time
+    assert not reg.attach("t", "alice")  # back in time: her seat stays as it is
     clock.now += 4.9
     assert await reg.release_absent() == []
     clock.now += 0.1
@@ -141,16 +149,15 @@ async def test_a_player_not_back_within_the_grace_is_marked_disconnected() -> No
     clock.now += 100
     assert await reg.release_absent() == []  # once
     assert reg.tables["t"].sync.version == version + 1
+    assert reg.attach("t", "bob")  # bob, late: his seat is to be marked connected again
     await reg.close()
 
 
 async def test_a_player_back_and_gone_again_during_the_grace_is_left_to_the_connection() -> None:
-    store, clock = MemoryStore(), Clock()
-    version = await left_connected(store, clock)
-    reg = registry(store, clock, grace=10)
-    actor = await reg.get("t")
-    reg.attach("t", "bob")
-    assert reg.detach("t", "bob")  # bob's connection disconnects him, as usual
+    reg, clock, version = await reloaded()
+    actor = reg.tables["t"]
+    assert not reg.attach("t", "bob")  # back in time
+    assert reg.detach("t", "bob")  # ... and gone: his connection disconnects him, as usual
     assert (await actor.set_connected("bob", False)).ok
     clock.now += 10
     assert await reg.release_absent() == [("t", "alice")]  # bob is not disconnected twice
@@ -160,15 +167,13 @@ async def test_a_player_back_and_gone_again_during_the_grace_is_left_to_the_conn
 
 
 async def test_a_player_attaching_as_the_grace_ends_keeps_the_seat() -> None:
-    store, clock = MemoryStore(), Clock()
-    version = await left_connected(store, clock)
-    reg = registry(store, clock, grace=10)
-    actor = await reg.get("t")
+    reg, clock, version = await reloaded()
+    actor = reg.tables["t"]
     reg.attach("t", "alice")
     clock.now += 10
     releasing = asyncio.ensure_future(reg.release_absent())
     await asyncio.sleep(0)  # the release has chosen bob, but not yet queued his $disconnect
-    reg.attach("t", "bob")  # ... when bob's connection arrives
+    assert reg.attach("t", "bob")  # ... when bob's connection arrives: connect him again
     reconnect = asyncio.ensure_future(actor.set_connected("bob", True))
     assert await releasing == []
     assert (await reconnect).ok
@@ -178,10 +183,7 @@ async def test_a_player_attaching_as_the_grace_ends_keeps_the_seat() -> None:
 
 
 async def test_presumed_absence_can_be_turned_off_and_is_validated() -> None:
-    store, clock = MemoryStore(), Clock()
-    version = await left_connected(store, clock)
-    reg = registry(store, clock, grace=None)
-    await reg.get("t")
+    reg, clock, version = await reloaded(grace=None)
     clock.now += 10**6
     assert await reg.release_absent() == []
     assert connected(reg) == {"alice": True, "bob": True}

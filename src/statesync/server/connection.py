@@ -376,7 +376,7 @@ class Connection:
             version = -1  # the view held is damaged: start over from a snapshot
         try:
             if player is not None:
-                first = self.registry.attach(identity.table, player)
+                mark = self.registry.attach(identity.table, player)
                 self._attached = True
                 if player not in actor.sync.state["seats"]:
                     outcome = await actor.join(player)
@@ -384,7 +384,7 @@ class Connection:
                         why = f"{outcome.code}: {outcome.message}" if outcome.message else ""
                         self._close_with(codes.NOT_SEATED, why or outcome.code)
                         return
-                elif first:
+                elif mark:
                     await actor.set_connected(player, True)  # refusals change nothing
                 self._seated = True
         except RuntimeError:  # the actor stopped meanwhile

@@ -18,11 +18,12 @@ old one's close, is marked disconnected only when the last connection goes.
 
 A table's state records which seats are connected, and a server that stopped (a crash, a
 restart) leaves those marks behind with nobody behind them: a game that acts on a disconnect
-(hold'em folds a player whose turn it is) would wait forever for a player who never comes
-back. So when a table is loaded, every seat its state marks connected is *presumed absent*:
-a player who reconnects within ``reconnect_grace`` seconds keeps the seat as it was (no
-disconnect is recorded), and :meth:`TableRegistry.release_absent` (the server calls it every
-second) marks the others disconnected, as if their connection had just dropped.
+(hold'em folds a player whose turn it is) would wait forever for a player who never comes back.
+So when a table is loaded, every seat its state marks connected is *presumed absent*: a player
+who reconnects within ``reconnect_grace`` seconds keeps the seat as it was (nothing is recorded:
+no version is written for a restart the players came back from), and
+:meth:`TableRegistry.release_absent` (the server calls it every second) marks the others
+disconnected, as if their connection had just dropped.
 
 :class:`TimedStore` wraps the caller's store to feed the ``store_latency_seconds`` histogram
 with the duration of every :meth:`~statesync.storage.Store.append` (one group-committed batch
@@ -211,14 +212,19 @@ class TableRegistry:
         return unloaded
 
     def attach(self, table_id: str, player: str) -> bool:
-        """Count a new connection of ``player``; True if it is their only one."""
+        """Count a new connection of ``player``; True if the seat is to be marked connected:
+        this is their only connection, and not a return in time to a seat the loaded table
+        still marks connected (that seat stays as it is, and no version is written)."""
         key = (table_id, player)
-        self._presence[key] = self._presence.get(key, 0) + 1
-        absent = self._absent.get(table_id)
-        if absent is not None:
-            absent[1].discard(player)  # back in time: the seat stays as it is
+        count = self._presence[key] = self._presence.get(key, 0) + 1
         self._seated[table_id] = self._seated.get(table_id, 0) + 1
-        return self._presence[key] == 1
+        absent = self._absent.get(table_id)
+        if absent is None or player not in absent[1]:
+            return count == 1
+        absent[1].discard(player)  # back in time
+        actor = self.tables.get(table_id)
+        seat = actor.sync.state["seats"].get(player) if actor is not None else None
+        return count == 1 and not (seat is not None and seat["connected"])
 
     def detach(self, table_id: str, player: str) -> bool:
         """Count a closed connection of ``player``; True if it was their last one."""
