@@ -621,3 +621,31 @@ def test_sync_views_gives_each_viewer_its_own_view(moves: list[tuple[str, str]],
                 assert op.path[:1] != ("secret",)
                 if op.path[:1] == ("players",) and len(op.path) > 1:
                     assert op.path[1] == viewer
+
+
+async def test_a_client_far_behind_gets_a_snapshot_without_a_squash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hundreds of versions of log lines squash to a small delta, but squashing them costs
+    time in proportion to the range: past the budget the snapshot comes without trying."""
+    import statesync.synchronizer as module
+
+    t = table()
+    for i in range(1, 501):
+        await t.submit([act("ann", i, i - 1, "say", "x" * 40 + str(i))])
+    squashed: list[int] = []
+    real = module.squash
+
+    def counting(deltas: Any) -> Any:
+        squashed.append(len(deltas))
+        return real(deltas)
+
+    monkeypatch.setattr(module, "squash", counting)
+    range_bytes = sum(e.size for e in t.history.since(0))
+    view_bytes = len(module._sizer.encode(t.view("bob")))
+    assert range_bytes > module.SQUASH_MIN and range_bytes > module.SQUASH_BUDGET * view_bytes
+    assert isinstance(t.sync(0, player_id="bob"), StateSnapshot)
+    assert squashed == []
+    # A shorter range from the same table is squashed, and the delta is smaller.
+    update = t.sync(440, player_id="bob")
+    assert isinstance(update, StateDelta) and squashed == [60]

@@ -17,8 +17,9 @@ and inverse deltas, and the dedupe memory. Actions go through :meth:`submit`:
    batch is refused with ``store/unavailable``.
 
 Clients catch up with :meth:`sync_state`: a squashed delta from their version, filtered to
-their view, or a snapshot when that is smaller, the history does not reach back, or they hold
-a version from another epoch. A replica (:meth:`from_snapshot`) follows with
+their view, or a snapshot when that is smaller, the history does not reach back, they hold
+a version from another epoch, or they are so far behind that squashing would cost more than it
+could save (:data:`SQUASH_BUDGET`). A replica (:meth:`from_snapshot`) follows with
 :meth:`apply_delta`, which checks the base version and the resulting hash.
 
 The core is synchronous and deterministic; the ``async`` methods exist for the store.
@@ -74,6 +75,12 @@ SYSTEM_CLIENT = "$system"
 JOIN, LEAVE, CONNECT, DISCONNECT, TICK = "$join", "$leave", "$connect", "$disconnect", "$tick"
 SYSTEM_TYPES = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT, TICK})
 _NO_SECTION = object()
+SQUASH_BUDGET = 8
+"""A client this far behind gets a snapshot without a squash: when the deltas of the range
+add up to more than :data:`SQUASH_MIN` bytes and more than ``SQUASH_BUDGET`` times the size
+of the client's view (MessagePack). Squashing costs time in proportion to the range (a few
+milliseconds per 64 KiB), and the delta could save less than the view's size in bytes."""
+SQUASH_MIN = 64 * 1024
 """What :meth:`StateSynchronizer.view_hash` remembers for a viewer without private state."""
 
 
@@ -486,7 +493,9 @@ class StateSynchronizer:
         Returns one squashed :class:`StateDelta` filtered to ``player_id``'s view, or a
         :class:`StateSnapshot` of that view when the version is outside the retained history,
         in the future, from another ``epoch`` past the fork, or when the delta would be larger
-        than the snapshot.
+        than the snapshot, or when the range is so long that squashing it would cost more than
+        it could save (its deltas add up to over :data:`SQUASH_MIN` bytes and over
+        :data:`SQUASH_BUDGET` times the snapshot).
         """
         return self.sync(client_version, player_id=player_id, epoch=epoch)
 
@@ -549,6 +558,12 @@ class StateSynchronizer:
         shared: Delta | None = None  # the delta of every viewer the range leaves alone
         out: list[StateDelta | StateSnapshot] = []
         for viewer in viewers:
+            snap_size = len(_sizer.encode(self.view(viewer))) if approx > 512 else 0
+            if approx > SQUASH_MIN and approx > SQUASH_BUDGET * snap_size:
+                # Squashing costs time in proportion to the range, and a delta cannot save
+                # more than the snapshot's size: past the budget, the snapshot it is.
+                out.append(self.snapshot(viewer))
+                continue
             if touched is not None and viewer is not FULL and viewer not in touched:
                 if shared is None:
                     shared = filter_delta(entries[0].delta, None)
@@ -557,11 +572,9 @@ class StateSynchronizer:
                 delta = filter_delta(entries[0].delta, viewer)
             else:
                 delta = squash([filter_delta(e.delta, viewer) for e in entries])
-            if approx > 512:
-                snap_size = len(_sizer.encode(self.view(viewer)))
-                if len(_sizer.encode(_ops_value(delta))) >= snap_size:
-                    out.append(self.snapshot(viewer))
-                    continue
+            if snap_size and len(_sizer.encode(_ops_value(delta))) >= snap_size:
+                out.append(self.snapshot(viewer))
+                continue
             out.append(
                 StateDelta(client_version, version, delta, self.view_hash(viewer), current_epoch)
             )

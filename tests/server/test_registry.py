@@ -24,7 +24,7 @@ class Clock:
 
 
 def registry(
-    store: MemoryStore, clock: Clock, idle: float | None = 60.0, grace: float | None = 30.0
+    store: MemoryStore, clock: Clock, idle: float | None = 60.0, grace: float = 10.0
 ) -> TableRegistry:
     return TableRegistry(
         TicTacToe(),
@@ -121,7 +121,7 @@ async def left_connected(store: MemoryStore, clock: Clock) -> int:
 
 
 async def reloaded(
-    grace: float | None = 10, idle: float | None = 60.0
+    grace: float = 10, idle: float | None = 60.0
 ) -> tuple[TableRegistry, Clock, int]:
     """A new registry with table ``t`` loaded after :func:`left_connected`; its version then."""
     store, clock = MemoryStore(), Clock()
@@ -153,16 +153,41 @@ async def test_a_player_not_back_within_the_grace_is_marked_disconnected() -> No
     await reg.close()
 
 
-async def test_a_player_back_and_gone_again_during_the_grace_is_left_to_the_connection() -> None:
+async def test_a_player_back_and_gone_again_gets_a_new_grace_from_the_drop() -> None:
     reg, clock, version = await reloaded()
     actor = reg.tables["t"]
+    clock.now += 5
     assert not reg.attach("t", "bob")  # back in time
-    assert reg.detach("t", "bob")  # ... and gone: his connection disconnects him, as usual
-    assert (await actor.set_connected("bob", False)).ok
-    clock.now += 10
-    assert await reg.release_absent() == [("t", "alice")]  # bob is not disconnected twice
+    assert reg.detach("t", "bob")  # ... and gone again, without a Bye
+    assert not reg.away("t", "bob")  # the seat waits: nothing to write now
+    clock.now += 5
+    assert await reg.release_absent() == [("t", "alice")]  # her grace began at the load
+    clock.now += 4.9
+    assert await reg.release_absent() == []
+    clock.now += 0.1
+    assert await reg.release_absent() == [("t", "bob")]  # his, at the drop
     assert connected(reg) == {"alice": False, "bob": False}
     assert actor.sync.version == version + 2
+    await reg.close()
+
+
+async def test_a_dropped_player_back_within_the_grace_costs_no_version() -> None:
+    clock = Clock()
+    reg = registry(MemoryStore(), clock, grace=10)
+    actor = await reg.get("t")
+    assert reg.attach("t", "alice") and reg.attach("t", "bob")  # new: mark them connected
+    assert (await actor.join("alice")).ok and (await actor.join("bob")).ok
+    version = actor.sync.version
+    for _ in range(3):  # three blips
+        assert reg.detach("t", "bob")
+        assert not reg.away("t", "bob")
+        clock.now += 9
+        assert not reg.attach("t", "bob")  # back in time: the seat is as it was
+        assert await reg.release_absent() == []
+    clock.now += 100
+    assert await reg.release_absent() == []
+    assert connected(reg) == {"alice": True, "bob": True}
+    assert actor.sync.version == version
     await reg.close()
 
 
@@ -182,12 +207,15 @@ async def test_a_player_attaching_as_the_grace_ends_keeps_the_seat() -> None:
     await reg.close()
 
 
-async def test_presumed_absence_can_be_turned_off_and_is_validated() -> None:
-    reg, clock, version = await reloaded(grace=None)
+async def test_with_no_grace_a_drop_disconnects_at_once_and_a_load_on_the_next_call() -> None:
+    reg, clock, version = await reloaded(grace=0)
+    assert await reg.release_absent() == [("t", "alice"), ("t", "bob")]
+    assert reg.tables["t"].sync.version == version + 2
+    assert reg.attach("t", "bob")  # his seat is to be marked connected again
+    assert reg.detach("t", "bob")
+    assert reg.away("t", "bob")  # mark it disconnected now: there is no grace
     clock.now += 10**6
     assert await reg.release_absent() == []
-    assert connected(reg) == {"alice": True, "bob": True}
-    assert reg.tables["t"].sync.version == version
     await reg.close()
     with pytest.raises(ValueError, match="reconnect_grace"):
         registry(MemoryStore(), clock, grace=-1)

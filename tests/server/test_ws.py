@@ -890,10 +890,11 @@ async def test_a_failure_while_encoding_closes_only_that_connection(
 
 
 async def test_a_failed_socket_write_drops_only_that_connection(
-    ttt: Server, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A write the transport refuses is a vanished peer: the connection is dropped, the
-    player marked disconnected, and no internal error is counted."""
+    player marked disconnected (at once: no grace here), and no internal error is counted."""
+    ttt = await serve(TicTacToe(), store, reconnect_grace=0)
     ann, bob, actor = await two_players(ttt, "wf")
     await bob.synced(actor)
     victim = connection_of(ttt, "bob-1").ws.transport
@@ -911,6 +912,7 @@ async def test_a_failed_socket_write_drops_only_that_connection(
     assert ttt.metrics.value("bad_messages_total", code=codes.INTERNAL) == 0
     await ann.synced(actor)
     await ann.close()
+    await ttt.stop()
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
@@ -962,6 +964,43 @@ async def test_bye_with_leave_gives_up_the_seat(ttt: Server) -> None:
         while "ann" in actor.sync.state["seats"]:
             await actor.drain()
     assert "ann" not in actor.sync.state["players"]
+
+
+async def test_a_dropped_player_keeps_the_seat_through_the_grace(store: Store) -> None:
+    """No Bye: the seat stays as it is for ``reconnect_grace``; back in time, nothing was
+    written; gone for longer, the seat is marked disconnected on a later tick."""
+    server = await serve(TicTacToe(), store, reconnect_grace=0.3)
+    try:
+        ann, bob, actor = await two_players(server, "grace")
+        await bob.synced(actor)
+        version = actor.sync.version
+        for _ in range(2):  # two blips
+            await bob.close()
+            await bob.connect()
+            await bob.synced(actor)
+        await ann.synced(actor)
+        assert actor.sync.version == version and seated_online(ann.session, "bob")
+        await bob.close()
+        await ann.until(lambda: not seated_online(ann.session, "bob"))
+        assert actor.sync.version == version + 1  # the one $disconnect
+        await ann.close()
+    finally:
+        await server.stop()
+
+
+async def test_a_player_who_says_goodbye_is_disconnected_at_once(store: Store) -> None:
+    server = await serve(TicTacToe(), store, reconnect_grace=3600)
+    try:
+        ann, bob, actor = await two_players(server, "bye2")
+        await bob.synced(actor)
+        await ann.synced(actor)
+        assert bob.ws is not None
+        await bob.ws.send(bob.session.bye())
+        await ann.until(lambda: not seated_online(ann.session, "bob"))
+        assert "bob" in actor.sync.state["seats"]  # still seated: no leave
+        await ann.close()
+    finally:
+        await server.stop()
 
 
 async def test_a_damaged_view_at_hello_gets_a_snapshot(ttt: Server) -> None:

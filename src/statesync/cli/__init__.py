@@ -125,9 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--reconnect-grace",
         type=float,
-        default=30.0,
+        default=10.0,
         metavar="SECONDS",
-        help="after a restart, mark a seat disconnected if its player is not back within this (30)",
+        help="keep a dropped player's seat this long before marking it disconnected (10)",
     )
 
     about = "run the deterministic simulator: seeds of each game under faults, invariants checked"

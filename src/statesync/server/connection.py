@@ -725,7 +725,8 @@ class Connection:
             log.debug("could not close the connection after %r", error)
 
     async def _detach(self) -> None:
-        """Unsubscribe and tell the table the player left or went away (best effort)."""
+        """Unsubscribe and tell the table the player left, said goodbye or went away (the
+        registry's grace: see :mod:`statesync.server.registry`); best effort."""
         try:
             await self.settle()
             if self._sub is not None:
@@ -738,7 +739,10 @@ class Connection:
                 return
             if self._leave:
                 await actor.leave(identity.player)
-            elif last:
+            elif last and (
+                self._close_code == codes.BYE  # said goodbye: no grace
+                or self.registry.away(identity.table, identity.player)
+            ):
                 await actor.set_connected(identity.player, False)
         except RuntimeError:
             pass  # the actor is stopping: the seat stays as it is

@@ -16,14 +16,15 @@ The registry also counts each seated player's live connections per table (:meth:
 :meth:`detach`), so a player with two tabs open, or whose new connection overtakes the
 old one's close, is marked disconnected only when the last connection goes.
 
-A table's state records which seats are connected, and a server that stopped (a crash, a
-restart) leaves those marks behind with nobody behind them: a game that acts on a disconnect
-(hold'em folds a player whose turn it is) would wait forever for a player who never comes back.
-So when a table is loaded, every seat its state marks connected is *presumed absent*: a player
-who reconnects within ``reconnect_grace`` seconds keeps the seat as it was (nothing is recorded:
-no version is written for a restart the players came back from), and
-:meth:`TableRegistry.release_absent` (the server calls it every second) marks the others
-disconnected, as if their connection had just dropped.
+A seat stays as it is for ``reconnect_grace`` seconds (10 by default) after its player's last
+connection drops: a player back in time finds it untouched, and nothing is written (no
+``$disconnect``, no ``$connect``, no version), so a network blip or a reconnect storm costs
+the table nothing and a game that acts on a disconnect (hold'em folds a player whose turn it
+is) does not act on a blip. A player who said goodbye (``Bye``) is marked disconnected at
+once. :meth:`TableRegistry.release_absent` (the server calls it every second) marks
+disconnected those not back in time. The same holds across a restart or a crash, which leave
+seats marked connected with nobody behind them: when a table is loaded, every seat its state
+marks connected is treated as just dropped.
 
 :class:`TimedStore` wraps the caller's store to feed the ``store_latency_seconds`` histogram
 with the duration of every :meth:`~statesync.storage.Store.append` (one group-committed batch
@@ -76,12 +77,12 @@ class TableRegistry:
         clock: Callable[[], float] = time.time,
         metrics: Metrics,
         idle_unload: float | None = 300.0,
-        reconnect_grace: float | None = 30.0,
+        reconnect_grace: float = 10.0,
     ) -> None:
         if idle_unload is not None and not idle_unload > 0:
             raise ValueError("idle_unload must be positive (or None: never unload)")
-        if reconnect_grace is not None and not reconnect_grace >= 0:
-            raise ValueError("reconnect_grace must be >= 0 (or None: seats stay as loaded)")
+        if not reconnect_grace >= 0:
+            raise ValueError("reconnect_grace must be >= 0 (0: no grace)")
         self.idle_unload = idle_unload
         self.reconnect_grace = reconnect_grace
         self.game = game
@@ -95,7 +96,7 @@ class TableRegistry:
         self._presence: dict[tuple[str, str], int] = {}
         self._seated: dict[str, int] = {}  # live seated connections per table
         self._used: dict[str, float] = {}
-        self._absent: dict[str, tuple[float, set[str]]] = {}  # deadline, presumed absent
+        self._away: dict[tuple[str, str], float] = {}  # (table, player): when to release
         self._closed = False
 
     async def get(self, table_id: str) -> TableActor:
@@ -125,33 +126,39 @@ class TableRegistry:
                 )
                 actor.start()
                 self.tables[table_id] = actor
-                self._presume_absent(table_id, actor)
+                self._presume_away(table_id, actor)
                 self.metrics.set("tables", len(self.tables))
             self._used[table_id] = self.clock()
             return actor
 
-    def _presume_absent(self, table_id: str, actor: TableActor) -> None:
+    def _presume_away(self, table_id: str, actor: TableActor) -> None:
         """Start the grace of the seats a just-loaded table marks connected."""
-        if self.reconnect_grace is None:
-            return
-        seats = actor.sync.state["seats"]
-        marked = {p for p, seat in seats.items() if seat["connected"]}
-        if marked:
-            self._absent[table_id] = (self.clock() + self.reconnect_grace, marked)
+        deadline = self.clock() + self.reconnect_grace
+        for player, seat in actor.sync.state["seats"].items():
+            if seat["connected"]:
+                self._away[table_id, player] = deadline
+
+    def away(self, table_id: str, player: str) -> bool:
+        """``player``'s last connection to ``table_id`` dropped (without a ``Bye``). Returns
+        True when the seat is to be marked disconnected now (no grace), else starts the
+        grace: :meth:`release_absent` marks it once the grace is over, unless they are back."""
+        if self.reconnect_grace == 0:
+            return True
+        self._away[table_id, player] = self.clock() + self.reconnect_grace
+        return False
 
     async def release_absent(self, now: float | None = None) -> list[tuple[str, str]]:
-        """Mark disconnected every player whose seat was marked connected when their table was
-        loaded and who has not connected since, once ``reconnect_grace`` seconds have passed
-        at ``now`` (default: the clock); returns the ``(table, player)`` pairs so marked."""
+        """Mark disconnected every player whose grace is over at ``now`` (default: the clock)
+        and who is not back; returns the ``(table, player)`` pairs so marked."""
         now = self.clock() if now is None else now
         jobs = []
-        for table_id, (deadline, players) in list(self._absent.items()):
+        for key, deadline in list(self._away.items()):
             if deadline > now:
                 continue
-            del self._absent[table_id]
-            actor = self.tables.get(table_id)
+            del self._away[key]
+            actor = self.tables.get(key[0])
             if actor is not None:
-                jobs += [self._release(table_id, actor, p) for p in sorted(players)]
+                jobs.append(self._release(key[0], actor, key[1]))
         released = await asyncio.gather(*jobs)
         return [pair for pair in released if pair is not None]
 
@@ -168,11 +175,11 @@ class TableRegistry:
             return None
         if isinstance(outcome, Rejected) and outcome.code == reasons.STORE_UNAVAILABLE:
             # Not recorded: try again on the next call (the server's next tick).
-            self._absent.setdefault(table_id, (self.clock(), set()))[1].add(player)
+            self._away[table_id, player] = self.clock()
             return None
         if not outcome.ok:  # e.g. no longer seated: nothing to release
             return None
-        log.info("table %r: %r did not come back after the table was loaded", table_id, player)
+        log.info("table %r: %r is not back: marked disconnected", table_id, player)
         return table_id, player
 
     def _busy(self, table_id: str, actor: TableActor, *, locked_by_us: bool = False) -> bool:
@@ -202,7 +209,8 @@ class TableRegistry:
                     continue
                 del self.tables[table_id]
                 self._used.pop(table_id, None)
-                self._absent.pop(table_id, None)
+                for key in [k for k in self._away if k[0] == table_id]:
+                    del self._away[key]  # nobody is connected: the next load starts over
                 self.metrics.set("tables", len(self.tables))
                 try:
                     await actor.stop()
@@ -213,15 +221,13 @@ class TableRegistry:
 
     def attach(self, table_id: str, player: str) -> bool:
         """Count a new connection of ``player``; True if the seat is to be marked connected:
-        this is their only connection, and not a return in time to a seat the loaded table
-        still marks connected (that seat stays as it is, and no version is written)."""
+        this is their only connection, and not a return within the grace to a seat still
+        marked connected (that seat stays as it is, and no version is written)."""
         key = (table_id, player)
         count = self._presence[key] = self._presence.get(key, 0) + 1
         self._seated[table_id] = self._seated.get(table_id, 0) + 1
-        absent = self._absent.get(table_id)
-        if absent is None or player not in absent[1]:
+        if self._away.pop(key, None) is None:
             return count == 1
-        absent[1].discard(player)  # back in time
         actor = self.tables.get(table_id)
         seat = actor.sync.state["seats"].get(player) if actor is not None else None
         return count == 1 and not (seat is not None and seat["connected"])
@@ -250,7 +256,7 @@ class TableRegistry:
         each answers its queued actions and flushes first). The store is not closed.
         Re-raises the first error of an actor that crashed, after stopping all of them."""
         self._closed = True
-        self._absent.clear()
+        self._away.clear()
         for lock in list(self._locks.values()):
             async with lock:  # an open in progress finishes and registers its actor
                 pass

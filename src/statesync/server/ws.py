@@ -18,8 +18,8 @@ socket (the reader/writer pair that drives a sans-I/O
 :class:`~statesync.protocol.server_session.ServerSession`). A ticker task calls
 :meth:`Server.tick` every second to enforce the sessions' handshake and idle timeouts, then
 unloads tables nobody has used for ``idle_unload`` seconds (300 by default) and marks
-disconnected the players a just-loaded table still marked connected (left behind by a crash or
-a restart) who did not come back within ``reconnect_grace`` seconds (30 by default).
+disconnected the players whose connection dropped, or whom a table loaded after a restart still
+marked connected, and who were not back within ``reconnect_grace`` seconds (10 by default).
 
 Transport settings derived from :class:`~statesync.protocol.limits.Limits`:
 
@@ -103,10 +103,11 @@ class Server:
     handed to every :class:`~statesync.server.table.TableActor` (``None``: flush after every
     batch); ``clock`` is wall-clock seconds (token expiry, session timeouts, table
     timestamps); a table nobody has used for ``idle_unload`` seconds is unloaded from memory
-    (``None``: never). When a table is loaded, a player its state marks connected who does not
-    connect within ``reconnect_grace`` seconds is marked disconnected (``None``: never; see
-    :mod:`statesync.server.registry`). :attr:`tables` holds the loaded tables by id. Use it as
-    an async context manager, or call :meth:`start` and :meth:`stop`.
+    (``None``: never). A seat whose player's connection dropped stays as it is for
+    ``reconnect_grace`` seconds, and so do the seats a table loaded after a restart marks
+    connected: a player back in time finds it untouched, the others are marked disconnected
+    (0: at once; see :mod:`statesync.server.registry`). :attr:`tables` holds the loaded
+    tables by id. Use it as an async context manager, or call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -121,7 +122,7 @@ class Server:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         idle_unload: float | None = 300.0,
-        reconnect_grace: float | None = 30.0,
+        reconnect_grace: float = 10.0,
     ) -> None:
         self.game = game
         self.store = store
