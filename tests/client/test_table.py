@@ -319,3 +319,32 @@ async def test_a_server_that_stops_answering_is_dropped_and_reconnected(
         assert (await asyncio.wait_for(ann.act("place", {"cell": 4}), TIMEOUT)).ok
         assert ann.connected and ann.stats["reconnects"] == 1
         in_sync(server, ann)
+
+
+async def test_the_proxy_is_looked_up_once_and_used_on_every_connection(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system's proxy for the URL is looked up on the first connection only (websockets
+    would read the whole environment again on each reconnect) and then passed every time."""
+    import statesync.client.table as module
+
+    looked_up: list[str] = []
+    used: list[object] = []
+    real_connect = module.ws_connect
+
+    def lookup(uri: Any) -> None:
+        looked_up.append(uri)
+        return None  # no proxy for this URL
+
+    def connecting(*args: Any, **kw: Any) -> Any:
+        used.append(kw.get("proxy", "unset"))
+        return real_connect(*args, **kw)
+
+    monkeypatch.setattr(module, "get_proxy", lookup)
+    monkeypatch.setattr(module, "ws_connect", connecting)
+    async with open_table(server) as ann:
+        for n in (1, 2):
+            await ann.drop()
+            await until(lambda n=n: ann.connected and ann.stats["reconnects"] == n)
+    assert len(looked_up) == 1
+    assert used == [None, None, None]  # None: connect directly, do not look again

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidURI, WebSocketException
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from statesync.client.backoff import Backoff
 from statesync.client.errors import ClientClosedError, ConnectTimeoutError, ServerRefusedError
@@ -132,6 +134,8 @@ class Table:
         self._listeners: list[Callable[[int], object]] = []
         self._subscribers: weakref.WeakSet[Updates] = weakref.WeakSet()
         self._changed = asyncio.Event()
+        self._proxy: str | None = None
+        self._proxy_known = False
         self._closing = False
         self._failure: ClientClosedError | None = None
         self._end: BaseException | None = None  # what updates() iterators end with
@@ -356,8 +360,14 @@ class Table:
             self._fail(ClientClosedError(f"the client stopped: {e!r}"), cause=e)
 
     async def _connection(self) -> None:
+        if not self._proxy_known:
+            # The proxy the system configures for this URL, looked up once: websockets would
+            # scan the whole environment again on every reconnect.
+            self._proxy = get_proxy(parse_uri(self.url))
+            self._proxy_known = True
         async with ws_connect(
             self.url,
+            proxy=self._proxy,
             open_timeout=self.open_timeout,
             max_size=MAX_MESSAGE_BYTES,
             ping_interval=None,  # liveness is the protocol's Ping (see _heartbeat)
