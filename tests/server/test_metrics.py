@@ -78,6 +78,8 @@ def test_fresh_metrics_render_every_family() -> None:
         "statesync_desyncs_detected_total": "counter",
         "statesync_resyncs_total": "counter",
         "statesync_reconnects_total": "counter",
+        "statesync_seats_away": "gauge",
+        "statesync_seats_released_total": "counter",
         "statesync_bad_messages_total": "counter",
         "statesync_store_latency_seconds": "histogram",
     }

@@ -138,14 +138,18 @@ def connected(reg: TableRegistry) -> dict[str, bool]:
 async def test_a_player_not_back_within_the_grace_is_marked_disconnected() -> None:
     reg, clock, version = await reloaded()
     assert connected(reg) == {"alice": True, "bob": True}
+    assert reg.metrics.value("seats_away") == 2
     clock.now += 5
     assert not reg.attach("t", "alice")  # back in time: her seat stays as it is
+    assert reg.metrics.value("seats_away") == 1
     clock.now += 4.9
     assert await reg.release_absent() == []
     clock.now += 0.1
     assert await reg.release_absent() == [("t", "bob")]
     assert connected(reg) == {"alice": True, "bob": False}
     assert reg.tables["t"].sync.version == version + 1  # one $disconnect, for bob only
+    assert reg.metrics.value("seats_away") == 0
+    assert reg.metrics.value("seats_released_total") == 1
     clock.now += 100
     assert await reg.release_absent() == []  # once
     assert reg.tables["t"].sync.version == version + 1
@@ -181,8 +185,10 @@ async def test_a_dropped_player_back_within_the_grace_costs_no_version() -> None
     for _ in range(3):  # three blips
         assert reg.detach("t", "bob")
         assert not reg.away("t", "bob")
+        assert reg.metrics.value("seats_away") == 1
         clock.now += 9
         assert not reg.attach("t", "bob")  # back in time: the seat is as it was
+        assert reg.metrics.value("seats_away") == 0
         assert await reg.release_absent() == []
     clock.now += 100
     assert await reg.release_absent() == []

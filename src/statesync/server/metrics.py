@@ -71,6 +71,10 @@ _SPECS: dict[str, _Spec] = {
     "desyncs_detected_total": _Spec("counter", "Hash mismatches reported by clients."),
     "resyncs_total": _Spec("counter", "Snapshots sent to heal a desync or a lagging client."),
     "reconnects_total": _Spec("counter", "Clients that resumed a session."),
+    "seats_away": _Spec("gauge", "Seats kept within the reconnect grace for a dropped player."),
+    "seats_released_total": _Spec(
+        "counter", "Seats marked disconnected when the reconnect grace ran out."
+    ),
     "bad_messages_total": _Spec(
         "counter", "Messages from clients refused, by error code.", ("code",)
     ),
