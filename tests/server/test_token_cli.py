@@ -132,3 +132,23 @@ def test_token_does_not_open_a_store(
     monkeypatch.setattr(cli, "open_store", no_store)
     code, _, _ = run(capsys, "token", "--table", "t1")
     assert code == 0 and not (tmp_path / "statesync.db").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--reconnect-grace", "-1"],
+        ["serve", "--reconnect-grace", "nan"],
+        ["serve", "--reconnect-grace", "inf"],
+        ["serve", "--tick-rate", "0"],
+        ["serve", "--port", "70000"],
+    ],
+)
+def test_serve_usage_errors_exit_2_before_serving(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and f"{argv[1]} must be" in err

@@ -244,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--port must be between 0 and 65535")
         if args.tick_rate is not None and not 0 < args.tick_rate < float("inf"):
             parser.error("--tick-rate must be a positive number")
+        if not 0 <= args.reconnect_grace < float("inf"):
+            parser.error("--reconnect-grace must be a number of seconds >= 0")
         try:
             game = ops.load_game(args.game)
             signer = TokenSigner(load_secret(os.environ))
