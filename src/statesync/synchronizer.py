@@ -75,13 +75,14 @@ SYSTEM_CLIENT = "$system"
 JOIN, LEAVE, CONNECT, DISCONNECT, TICK = "$join", "$leave", "$connect", "$disconnect", "$tick"
 SYSTEM_TYPES = frozenset({JOIN, LEAVE, CONNECT, DISCONNECT, TICK})
 _NO_SECTION = object()
+"""What :meth:`StateSynchronizer.view_hash` remembers for a viewer without private state."""
 SQUASH_BUDGET = 8
 """A client this far behind gets a snapshot without a squash: when the deltas of the range
 add up to more than :data:`SQUASH_MIN` bytes and more than ``SQUASH_BUDGET`` times the size
 of the client's view (MessagePack). Squashing costs time in proportion to the range (a few
 milliseconds per 64 KiB), and the delta could save less than the view's size in bytes."""
 SQUASH_MIN = 64 * 1024
-"""What :meth:`StateSynchronizer.view_hash` remembers for a viewer without private state."""
+"""See :data:`SQUASH_BUDGET`."""
 
 
 class StateSynchronizer:

@@ -99,12 +99,11 @@ class FakeServer:
         """Close the matching connections from the server's side: ``shutdown`` sends the
         fatal server/shutdown error first, ``abort`` drops the TCP connection."""
         victims = [k for k in self.links if client_id is None or k.client_id == client_id]
-        loop = asyncio.get_running_loop()
         for link in victims:
             if how == "abort":
                 link.ws.transport.abort()
             else:
-                link.session.close(codes.SHUTDOWN, "going down", now=loop.time())
+                link.session.close(codes.SHUTDOWN, "going down")
                 self.flush(link)
                 link.outbox.put_nowait(None)
         async with asyncio.timeout(5):
@@ -161,27 +160,25 @@ class FakeServer:
             pass
 
     async def handle(self, link: Link, event: Any) -> None:
-        session, now = link.session, asyncio.get_running_loop().time()
+        session = link.session
         if isinstance(event, Opened):
             identity = event.identity
-            session.welcome(self.table.dedupe.last_seq(identity.client_id) + 1, now=now)
+            session.welcome(self.table.dedupe.last_seq(identity.client_id) + 1)
             session.update(
-                self.table.sync(event.version, player_id=identity.player, epoch=event.epoch),
-                now=now,
+                self.table.sync(event.version, player_id=identity.player, epoch=event.epoch)
             )
         elif isinstance(event, ActionReceived):
             await self.actions_gate.wait()
             [outcome] = self.table.submit_nowait([event.action])
-            session.result(event.action.seq, outcome, now=now)
+            session.result(event.action.seq, outcome)
             self.broadcast()
         elif isinstance(event, ResyncRequested):
             assert session.identity is not None
-            session.snapshot(self.table.snapshot(session.identity.player), now=now)
+            session.snapshot(self.table.snapshot(session.identity.player))
         elif isinstance(event, Closing):
             self.closings.append((link.client_id, event))
 
     def broadcast(self) -> None:
-        now = asyncio.get_running_loop().time()
         for link in self.links:
             session = link.session
             if session.state != OPEN or session.identity is None:
@@ -189,7 +186,7 @@ class FakeServer:
             update = self.table.sync(
                 session.version, player_id=session.identity.player, epoch=session.epoch
             )
-            session.update(update, now=now)
+            session.update(update)
             self.flush(link)
 
     def flush(self, link: Link) -> None:

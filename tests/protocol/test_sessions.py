@@ -66,7 +66,7 @@ class Harness:
     def connect(self, client: ClientSession, limits: Limits | None = None) -> ServerSession:
         for old, c in self.links:  # a client's previous connection is gone
             if c is client:
-                old.close(codes.SHUTDOWN, now=self.now)
+                old.close(codes.SHUTDOWN)
                 old.data_to_send()
         server = ServerSession(verify, limits=limits, now=self.now)
         self.links.append((server, client))
@@ -83,18 +83,16 @@ class Harness:
 
     def handle(self, server: ServerSession, client: ClientSession, event: Any) -> None:
         if isinstance(event, Opened):
-            server.welcome(1, now=self.now)
+            server.welcome(1)
             viewer = event.identity.player
-            server.update(
-                self.table.sync(event.version, player_id=viewer, epoch=event.epoch), now=self.now
-            )
+            server.update(self.table.sync(event.version, player_id=viewer, epoch=event.epoch))
         elif isinstance(event, ActionReceived):
             [outcome] = self.table.submit_nowait([event.action])
-            server.result(event.action.seq, outcome, now=self.now)
+            server.result(event.action.seq, outcome)
             self.broadcast()
         elif isinstance(event, ResyncRequested):
             assert server.identity is not None
-            server.snapshot(self.table.snapshot(server.identity.player), now=self.now)
+            server.snapshot(self.table.snapshot(server.identity.player))
 
     def broadcast(self) -> None:
         for server, client in self.links:
@@ -103,7 +101,7 @@ class Harness:
             update = self.table.sync(
                 server.version, player_id=server.identity.player, epoch=server.epoch
             )
-            server.update(update, now=self.now)
+            server.update(update)
             self.to_client(server, client)
 
     def to_client(self, server: ServerSession, client: ClientSession) -> None:
@@ -219,7 +217,7 @@ def test_a_corrupted_update_is_detected_and_healed_by_a_snapshot() -> None:
     h.act(ann, "place", {"cell": 4})
     # Tamper with the next update to bob: claim a wrong hash.
     h.table.submit_nowait([PlayerAction("bob", "x", 1, 1, "place", {"cell": 1})])
-    server_b.update(h.table.sync(server_b.version, player_id="bob"), now=h.now)
+    server_b.update(h.table.sync(server_b.version, player_id="bob"))
     [data] = server_b.data_to_send()
     m = decode_server(data)
     assert isinstance(m, Update)
@@ -441,7 +439,7 @@ def test_an_action_sent_during_a_resync_is_applied_once_and_the_snapshot_include
     # ann's next update is corrupted: she asks for a snapshot and, before it arrives, acts.
     [dropped] = h.table.submit_nowait([PlayerAction("bob", "$system", 3, 2, "$disconnect")])
     assert dropped.ok  # version 3: a change ann has not seen yet
-    server_a.update(h.table.sync(server_a.version, player_id="ann"), now=h.now)
+    server_a.update(h.table.sync(server_a.version, player_id="ann"))
     [data] = server_a.data_to_send()
     m = decode_server(data)
     assert isinstance(m, Update)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 import weakref
@@ -134,8 +135,6 @@ class Table:
         self._listeners: list[Callable[[int], object]] = []
         self._subscribers: weakref.WeakSet[Updates] = weakref.WeakSet()
         self._changed = asyncio.Event()
-        self._proxy: str | None = None
-        self._proxy_known = False
         self._closing = False
         self._failure: ClientClosedError | None = None
         self._end: BaseException | None = None  # what updates() iterators end with
@@ -359,12 +358,14 @@ class Table:
             logger.exception("statesync client stopped")
             self._fail(ClientClosedError(f"the client stopped: {e!r}"), cause=e)
 
+    @functools.cached_property
+    def _proxy(self) -> str | None:
+        """The proxy the system configures for the URL (``None``: connect directly), looked
+        up on the first connection only: websockets would scan the whole environment again
+        on every reconnect. Raises :class:`InvalidURI` for a bad URL."""
+        return get_proxy(parse_uri(self.url))
+
     async def _connection(self) -> None:
-        if not self._proxy_known:
-            # The proxy the system configures for this URL, looked up once: websockets would
-            # scan the whole environment again on every reconnect.
-            self._proxy = get_proxy(parse_uri(self.url))
-            self._proxy_known = True
         async with ws_connect(
             self.url,
             proxy=self._proxy,

@@ -269,7 +269,7 @@ class ServerSession:
         if now > self._last_received:
             self._last_received = now
 
-    def close(self, code: str, reason: str = "", *, now: float) -> None:
+    def close(self, code: str, reason: str = "") -> None:
         """Close from the server's side (shutdown, table gone), telling the client why."""
         if self.state != CLOSED:
             self._send(Error(code, reason, fatal=True))
@@ -286,7 +286,7 @@ class ServerSession:
     def epoch(self) -> int:
         return self._epoch
 
-    def welcome(self, next_seq: int, *, now: float) -> None:
+    def welcome(self, next_seq: int) -> None:
         """Answer the handshake (after :class:`Opened` was accepted by the table)."""
         identity = self.identity
         assert identity is not None
@@ -300,16 +300,16 @@ class ServerSession:
             )
         )
 
-    def snapshot(self, snap: StateSnapshot, *, now: float) -> None:
+    def snapshot(self, snap: StateSnapshot) -> None:
         """Send the client's whole view; resets the connection's delta encoder."""
         self._encoder.reset()
         self._version, self._epoch = snap.version, snap.epoch
         self._send(Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()))
 
-    def update(self, update: StateDelta | StateSnapshot, *, now: float) -> None:
+    def update(self, update: StateDelta | StateSnapshot) -> None:
         """Send a delta (encoded with this connection's encoder) or a snapshot."""
         if isinstance(update, StateSnapshot):
-            self.snapshot(update, now=now)
+            self.snapshot(update)
             return
         message = self.update_message(update)
         if message is not None:
@@ -331,7 +331,7 @@ class ServerSession:
             )
         )
 
-    def result(self, seq: int, outcome: Outcome, *, now: float) -> None:
+    def result(self, seq: int, outcome: Outcome) -> None:
         """Answer the action with ``seq``."""
         self._out.append(self.result_message(seq, outcome))
 
@@ -346,7 +346,7 @@ class ServerSession:
             )
         return self._encode(message)
 
-    def error(self, code: str, message: str = "", *, now: float) -> None:
+    def error(self, code: str, message: str = "") -> None:
         """Send a non-fatal error."""
         self._send(Error(code, message))
 

@@ -265,10 +265,10 @@ class Connection:
         session = self.session
         now = self._clock()
         if isinstance(data, str):
-            session.error(codes.NOT_BINARY, "send binary WebSocket messages", now=now)
+            session.error(codes.NOT_BINARY, "send binary WebSocket messages")
             session.bad_messages += 1
             if session.bad_messages > MAX_BAD_MESSAGES:
-                session.close(codes.TOO_MANY_ERRORS, "too many bad messages", now=now)
+                session.close(codes.TOO_MANY_ERRORS, "too many bad messages")
                 self._request_close(codes.TOO_MANY_ERRORS)
             events: list[Event] = []
         else:
@@ -347,7 +347,6 @@ class Connection:
 
     async def _open(self, event: Opened) -> None:
         identity = event.identity
-        now = self._clock
         claims = self._claims
         if claims is not None and claims.client is not None and claims.client != identity.client_id:
             self._close_with(codes.WRONG_CLIENT, "the token is for another client id")
@@ -396,7 +395,7 @@ class Connection:
             return
         self._actor = actor
         next_seq = actor.sync.dedupe.last_seq(identity.client_id) + 1
-        self.session.welcome(next_seq, now=now())
+        self.session.welcome(next_seq)
         self._collect()
         if event.version >= 0:
             self.metrics.inc("reconnects_total")
@@ -434,7 +433,7 @@ class Connection:
                 return
             if not outcome.ok:
                 self.metrics.inc("actions_rejected_total")
-            if not (self._outbox or self._frames or self._sending) and self._writable():
+            if self._writable():
                 self._write_one(self.session.result_message(seq, outcome))  # the common case
             else:
                 self._outbox.append(_ResultItem(seq, outcome))
@@ -453,21 +452,20 @@ class Connection:
         or refuse when the outbox is full."""
         if self._queued_updates >= self.limits.send_queue_max:
             return False
-        if not (self._outbox or self._frames or self._sending):
-            try:
-                if self._send_now(update):
-                    return True
-            except Exception as e:
-                self._fail(e, "sending")
+        try:
+            if self._send_now(update):
                 return True
+        except Exception as e:
+            self._fail(e, "sending")
+            return True
         self._outbox.append(update)
         self._queued_updates += 1
         self._kick()
         return True
 
     def _send_now(self, update: StateDelta | StateSnapshot) -> bool:
-        """The common case, without the outbox: nothing is queued, the update is a delta from
-        the version the client holds, and the socket's buffer has room. Encode and write it
+        """The common case, without the outbox: the update is a delta from the version the
+        client holds, and the connection is :meth:`_writable`. Encode and write it
         at once and return True; False leaves it to the general path (:meth:`_deliver`),
         which also heals a delta too large to encode with a snapshot."""
         session = self.session
@@ -487,9 +485,11 @@ class Connection:
         return True
 
     def _writable(self) -> bool:
-        """Whether a message may be written this instant: the session and the WebSocket are
-        open, no close was requested, and the socket's buffer is below its high-water mark.
-        (The caller also checks that nothing is queued: frames leave in order.)"""
+        """Whether a message may be written this instant, ahead of the outbox: nothing is
+        queued (frames leave in order), the session and the WebSocket are open, no close was
+        requested, and the socket's buffer is below its high-water mark."""
+        if self._outbox or self._frames or self._sending:
+            return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
             return False
         ws = self.ws
@@ -647,7 +647,7 @@ class Connection:
                 self.metrics.sent(1, len(frame))
                 continue
             if self._shutdown and self._close_code is None:
-                session.close(codes.SHUTDOWN, "the server is shutting down", now=self._clock())
+                session.close(codes.SHUTDOWN, "the server is shutting down")
                 self._close_code = codes.SHUTDOWN
                 self._frames.extend(session.data_to_send())
                 continue
@@ -656,20 +656,20 @@ class Connection:
     def _deliver(self, item: StateDelta | StateSnapshot | _ResultItem) -> None:
         """Have the session encode one outbox item; its frames join :attr:`_frames` (the
         loop that called this sends them next)."""
-        session, now = self.session, self._clock()
+        session = self.session
         if isinstance(item, _ResultItem):
-            session.result(item.seq, item.outcome, now=now)
+            session.result(item.seq, item.outcome)
         else:
             self._queued_updates -= 1
             if isinstance(item, StateSnapshot):
                 self._awaiting_snapshot = False
-                session.snapshot(item, now=now)
+                session.snapshot(item)
             elif not self._awaiting_snapshot:
                 if item.base_version != session.version:
                     self._need_snapshot()  # would leave a gap: heal with a snapshot
                 else:
                     try:
-                        session.update(item, now=now)
+                        session.update(item)
                     except WireError:
                         self.metrics.inc("resyncs_total")
                         self._need_snapshot()
@@ -703,21 +703,21 @@ class Connection:
 
     def _close_with(self, code: str, reason: str) -> None:
         """Tell the client why (a fatal error), then close."""
-        self.session.close(code, reason, now=self._clock())
+        self.session.close(code, reason)
         self._collect(note=True)
         self._request_close(code, reason)
 
     def _fail(self, error: BaseException, doing: str) -> None:
         log.error("statesync connection failed while %s", doing, exc_info=error)
         self.metrics.inc("bad_messages_total", code=codes.INTERNAL)
-        self.session.close(codes.INTERNAL, "internal server error", now=self._clock())
+        self.session.close(codes.INTERNAL, "internal server error")
         self._collect()
         self._request_close(codes.INTERNAL)
 
     async def _last_words(self, error: BaseException) -> None:
         """After the writer itself failed: best effort to send the fatal error and close."""
         try:
-            self.session.close(codes.INTERNAL, "internal server error", now=self._clock())
+            self.session.close(codes.INTERNAL, "internal server error")
             for frame in self.session.data_to_send():
                 await self.ws.send(frame)
             await self.ws.close(1011, codes.INTERNAL)

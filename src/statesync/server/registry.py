@@ -137,6 +137,9 @@ class TableRegistry:
         for player, seat in actor.sync.state["seats"].items():
             if seat["connected"]:
                 self._away[table_id, player] = deadline
+        self._count_away()
+
+    def _count_away(self) -> None:
         self.metrics.set("seats_away", len(self._away))
 
     def away(self, table_id: str, player: str) -> bool:
@@ -146,7 +149,7 @@ class TableRegistry:
         if self.reconnect_grace == 0:
             return True
         self._away[table_id, player] = self.clock() + self.reconnect_grace
-        self.metrics.set("seats_away", len(self._away))
+        self._count_away()
         return False
 
     async def release_absent(self, now: float | None = None) -> list[tuple[str, str]]:
@@ -161,7 +164,7 @@ class TableRegistry:
             actor = self.tables.get(key[0])
             if actor is not None:
                 jobs.append(self._release(key[0], actor, key[1]))
-        self.metrics.set("seats_away", len(self._away))
+        self._count_away()
         released = await asyncio.gather(*jobs)
         return [pair for pair in released if pair is not None]
 
@@ -179,7 +182,7 @@ class TableRegistry:
         if isinstance(outcome, Rejected) and outcome.code == reasons.STORE_UNAVAILABLE:
             # Not recorded: try again on the next call (the server's next tick).
             self._away[table_id, player] = self.clock()
-            self.metrics.set("seats_away", len(self._away))
+            self._count_away()
             return None
         if not outcome.ok:  # e.g. no longer seated: nothing to release
             return None
@@ -216,7 +219,7 @@ class TableRegistry:
                 self._used.pop(table_id, None)
                 for key in [k for k in self._away if k[0] == table_id]:
                     del self._away[key]  # nobody is connected: the next load starts over
-                self.metrics.set("seats_away", len(self._away))
+                self._count_away()
                 self.metrics.set("tables", len(self.tables))
                 try:
                     await actor.stop()
@@ -234,7 +237,7 @@ class TableRegistry:
         self._seated[table_id] = self._seated.get(table_id, 0) + 1
         if self._away.pop(key, None) is None:
             return count == 1
-        self.metrics.set("seats_away", len(self._away))
+        self._count_away()
         actor = self.tables.get(table_id)
         seat = actor.sync.state["seats"].get(player) if actor is not None else None
         return count == 1 and not (seat is not None and seat["connected"])
@@ -264,7 +267,7 @@ class TableRegistry:
         Re-raises the first error of an actor that crashed, after stopping all of them."""
         self._closed = True
         self._away.clear()
-        self.metrics.set("seats_away", 0)
+        self._count_away()
         for lock in list(self._locks.values()):
             async with lock:  # an open in progress finishes and registers its actor
                 pass
