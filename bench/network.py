@@ -100,7 +100,7 @@ MEM_PER_CONN_TARGET_KB = 50.0
 RECONNECT_P99_TARGET_MS = 10.0
 STORM_TARGET_S = 1.0
 
-UPDATE_TAG = 12  # docs/protocol.md: Update
+UPDATE_TAGS = (12, 16)  # docs/protocol.md: Update, SharedUpdate
 RECONNECT_TABLE = "reconnect"
 SCRIPT = str(Path(__file__).resolve())
 
@@ -365,7 +365,7 @@ class BenchTable(Table):
         receive = session.receive
 
         def counting_receive(data: bytes) -> Any:
-            if len(data) > 1 and data[1] == UPDATE_TAG:
+            if len(data) > 1 and data[1] in UPDATE_TAGS:
                 self.update_bytes += len(data)
             return receive(data)
 

@@ -1,124 +1,196 @@
 """Fan-out encoding: the public part of an update is encoded once for a whole table.
 
 Every viewer of a table sees the same ``"game"`` and ``"seats"`` sections; only
-``"players"/<id>`` differs. So an update is split into a *public* part, encoded once by one
-:class:`~statesync.wire.WireEncoder` whose stream every viewer of the table decodes, and a
-*private* part per player whose own section changed, encoded with that player's encoder.
-Nine players and a thousand spectators cost one public encode per update, plus one small
-private encode for each player whose hand changed.
+``"players"/<id>`` differs. So besides each connection's own delta stream, a table keeps one
+*shared stream* (:class:`SharedStream`): a :class:`~statesync.wire.WireEncoder` whose output
+every in-step subscriber of the table decodes. An update then goes out as one *chunk* of the
+shared stream, encoded once per table and flush, plus each viewer's *private* operations
+(usually none) on the connection's own stream. Nine players and a thousand spectators cost one
+public encode per update (protocol version 2, ``SharedUpdate``; docs/protocol.md section 4).
 
-Sections are disjoint, so applying the public operations and then a player's private ones
-gives exactly that player's filtered view of the delta (:func:`~statesync.views.filter_delta`).
-A delta that replaces a whole section or the root cannot be split: :meth:`UpdateEncoder.encode`
-returns ``None`` and the caller sends snapshots instead.
+A subscriber is *in step* when its connection has decoded every chunk of the stream's current
+generation so far, in order; its :class:`SharedCursor` says how far it got. Connections that
+are not in step (a new one, one after a snapshot, one that skipped a chunk while lagging) get
+the whole update on their own stream, as in version 1, until the table starts a new
+generation (:meth:`SharedStream.reset`), whose first chunk tells every receiver to reset its
+shared decoder. :meth:`SharedStream.wants_reset` is the policy: at once when at least as many
+subscribers are behind as in step, else only after :data:`RESET_AFTER` chunks (a reset costs
+every in-step subscriber a chunk encoded with a cold dictionary).
+
+Sections are disjoint, so applying the public operations and then a viewer's private ones
+gives exactly that viewer's delta. A delta with an operation that spans sections (a root or
+whole-``"players"`` replacement) cannot be split: :func:`split_view` returns ``None`` and the
+whole update goes on each connection's own stream.
 
     >>> from statesync.delta import Delta
     >>> from statesync.ops import Set
-    >>> enc = UpdateEncoder()
-    >>> update = enc.encode(Delta((Set(("game", "pot"), 30), Set(("players", "ann", "n"), 1))))
-    >>> sorted(update.private)
-    ['ann']
-    >>> dec = UpdateDecoder()
-    >>> dec.decode(update.public, update.private.get("ann")).ops[1].path
-    ('players', 'ann', 'n')
+    >>> delta = Delta((Set(("game", "pot"), 30), Set(("players", "ann", "n"), 1)))
+    >>> public, private = split_view(delta)
+    >>> [op.path for op in public.ops], [op.path for op in private.ops]
+    ([('game', 'pot')], [('players', 'ann', 'n')])
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
-from statesync.delta import Delta
-from statesync.wire import WireDecoder, WireEncoder
+from statesync.delta import EMPTY, Delta
+from statesync.wire import WireEncoder
 
 if TYPE_CHECKING:
     from statesync.ops import Op
+    from statesync.snapshot import StateDelta
 
-__all__ = ["EncodedUpdate", "UpdateDecoder", "UpdateEncoder", "split_delta"]
+__all__ = [
+    "RESET_AFTER",
+    "SharedChunk",
+    "SharedCursor",
+    "SharedStream",
+    "SplitUpdate",
+    "split_view",
+]
 
-PUBLIC = ("game", "seats")
+RESET_AFTER: Final = 8
+"""Chunks a shared stream runs before it may restart for a minority of subscribers that are
+not in step (with as many behind as in step, it restarts at once)."""
+
+_generations = itertools.count(1)  # unique in the process: a cursor never matches a stale stream
 
 
-def split_delta(delta: Delta) -> tuple[Delta, dict[str, Delta]] | None:
-    """``(public, {player_id: private})``, or ``None`` when an operation spans sections (a
-    root or whole-section replacement). Operations on ``"secret"`` are dropped."""
+def split_view(delta: Delta) -> tuple[Delta, Delta] | None:
+    """``(public, private)``: the operations of a viewer's delta on ``"game"``/``"seats"``
+    and those on ``"players"/<id>``, each in their original order; ``None`` when an operation
+    spans sections (the root, or ``"players"`` as a whole). An all-public delta is returned
+    as is (no copy)."""
+    private: list[Op] = []
     public: list[Op] = []
-    private: dict[str, list[Op]] = {}
     for op in delta.ops:
         path = op.path
-        head = path[0] if path else None
-        if head == "game" or head == "seats":  # PUBLIC, spelled out: this runs per operation
-            public.append(op)
-        elif len(path) < 2:
-            if head != "secret":
-                return None
-        elif head == "players":
-            private.setdefault(path[1], []).append(op)  # type: ignore[arg-type]
-        elif head != "secret":
+        if not path:
             return None
-    if len(public) == len(delta.ops):
-        return delta, {}  # all public (most actions): the delta itself
-    return Delta(tuple(public)), {p: Delta(tuple(ops)) for p, ops in private.items()}
+        head = path[0]
+        if head == "game" or head == "seats":
+            public.append(op)
+        elif head == "players" and len(path) > 1:
+            private.append(op)
+        else:
+            return None  # a whole section, or one a view never holds
+    if not private:
+        return delta, EMPTY
+    return Delta(tuple(public)), Delta(tuple(private))
+
+
+class SharedCursor:
+    """How far one connection's shared decoder has got: it decoded chunks ``0 .. next - 1``
+    of generation ``generation`` (``0``: none, so not in step with any stream). Owned by the
+    connection's session, which moves it as it sends chunks; read by the table actor."""
+
+    __slots__ = ("generation", "next")
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self.next = 0
+
+    def clear(self) -> None:
+        """The client's shared decoder was reset (a snapshot): in step with nothing."""
+        self.generation = 0
+        self.next = 0
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedUpdate:
-    """One update for every viewer of a table: ``public`` goes to all of them, and
-    ``private[player_id]`` additionally to that player only."""
+class SharedChunk:
+    """Chunk ``index`` of generation ``generation`` of a table's shared stream: the public
+    operations from ``base_version`` to ``version`` of ``epoch``, encoded (``data``). Chunk 0
+    starts a generation: its receivers reset their shared decoder first."""
 
-    public: bytes
-    private: dict[str, bytes] = field(default_factory=dict)
-
-
-class UpdateEncoder:
-    """The server side of fan-out encoding for one table (one public stream, one private
-    stream per player). Not for spectators joining mid-stream: a viewer must start decoding
-    from the same message as the encoder (after a snapshot both sides :meth:`reset`)."""
-
-    def __init__(self) -> None:
-        self.public = WireEncoder()
-        self.private: dict[str, WireEncoder] = {}
-
-    def encode(self, delta: Delta) -> EncodedUpdate | None:
-        """Encode one full-state delta (from the table's history); ``None`` if it cannot be
-        split (send snapshots)."""
-        parts = split_delta(delta)
-        if parts is None:
-            return None
-        public, private = parts
-        encoded: dict[str, bytes] = {}
-        for pid, ops in private.items():
-            enc = self.private.get(pid)
-            if enc is None:
-                enc = self.private[pid] = WireEncoder()
-            encoded[pid] = enc.encode(ops)
-        return EncodedUpdate(self.public.encode(public), encoded)
-
-    def reset(self, player_id: str | None = None) -> None:
-        """Restart one player's private stream, or every stream when ``player_id`` is None."""
-        if player_id is not None:
-            self.private.pop(player_id, None)
-            return
-        self.public.reset()
-        self.private.clear()
+    generation: int
+    index: int
+    base_version: int
+    version: int
+    epoch: int
+    data: bytes
 
 
-class UpdateDecoder:
-    """The client side: decodes the public stream and this player's private stream."""
+@dataclass(frozen=True, slots=True)
+class SplitUpdate:
+    """One viewer's update as the table hands it to a connection that takes the shared
+    stream: ``chunk`` (the table's public operations, encoded once), ``private`` (the viewer's
+    other operations, to encode on the connection's own stream) and ``whole`` (the plain
+    update, for a connection that is not in step with the stream)."""
 
-    def __init__(self) -> None:
-        self.public = WireDecoder()
-        self.private = WireDecoder()
+    whole: StateDelta
+    chunk: SharedChunk
+    private: Delta
+    hash: bytes
+    """``whole.hash`` as the 16 bytes a message carries (converted once per viewer)."""
 
-    def decode(self, public: bytes, private: bytes | None = None) -> Delta:
-        """The player's delta: the public operations, then the private ones. Raises
-        :class:`~statesync.errors.WireError` for malformed bytes (reset both ends then)."""
-        ops = self.public.decode(public).ops
-        if private is not None:
-            ops = ops + self.private.decode(private).ops
-        return Delta(ops)
+    @property
+    def base_version(self) -> int:
+        return self.whole.base_version
 
-    def reset(self) -> None:
-        """Forget both streams (after a snapshot)."""
-        self.public.reset()
-        self.private.reset()
+    @property
+    def version(self) -> int:
+        return self.whole.version
+
+    @property
+    def epoch(self) -> int:
+        return self.whole.epoch
+
+
+class SharedStream:
+    """A table's shared stream: the encoder, its generation, the next chunk's index, and the
+    version and epoch its in-step subscribers hold.
+
+    >>> from statesync.ops import Set
+    >>> stream = SharedStream()
+    >>> stream.reset(0, 0)
+    >>> chunk = stream.encode(Delta((Set(("game", "pot"), 30),)), 1)
+    >>> (chunk.index, chunk.base_version, chunk.version), stream.version
+    ((0, 0, 1), 1)
+    """
+
+    def __init__(self, *, max_message_size: int = 1 << 20) -> None:
+        self._max = max_message_size
+        self._encoder = WireEncoder(max_message_size=max_message_size)
+        self.generation = 0
+        """0 until the first :meth:`reset`: no cursor is in step with it."""
+        self.next = 0
+        self.version = -1
+        self.epoch = -1
+
+    def in_step(self, cursor: SharedCursor) -> bool:
+        """Whether ``cursor``'s connection can decode this stream's next chunk."""
+        return cursor.generation == self.generation and cursor.next == self.next
+
+    def wants_reset(self, in_step: int, behind: int) -> bool:
+        """Whether to start a new generation for a flush in which ``in_step`` subscribers
+        are in step and ``behind`` (at the same version) are not."""
+        if not behind:
+            return False
+        return behind >= in_step or self.next >= RESET_AFTER
+
+    def reset(self, version: int, epoch: int) -> None:
+        """Start a new generation at ``version`` of ``epoch``: its first chunk resets every
+        receiver's shared decoder."""
+        self._encoder.reset()
+        self.generation = next(_generations)
+        self.next = 0
+        self.version, self.epoch = version, epoch
+
+    def skip(self, version: int, epoch: int) -> None:
+        """The update to ``version`` had no public operations (or none that could be
+        shared): the stream's subscribers are there without a chunk."""
+        self.version, self.epoch = version, epoch
+
+    def encode(self, public: Delta, version: int) -> SharedChunk:
+        """The next chunk: ``public`` (the public operations from :attr:`version` to
+        ``version``), encoded once for every in-step subscriber. Raises
+        :class:`~statesync.errors.WireError` when it does not fit a message (the stream is
+        then unchanged)."""
+        data = self._encoder.encode(public)
+        chunk = SharedChunk(self.generation, self.next, self.version, version, self.epoch, data)
+        self.next += 1
+        self.version = version
+        return chunk

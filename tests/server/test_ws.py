@@ -42,6 +42,7 @@ from statesync.protocol.messages import (
     Ping,
     Pong,
     Result,
+    SharedUpdate,
     Snapshot,
     Update,
     Welcome,
@@ -443,19 +444,28 @@ async def test_hidden_information_never_reaches_another_connection(store: Store)
     deck = actor.sync.state["secret"]["deck"]
     for viewer, peer in (*peers.items(), ("", watcher)):
         secret = set(deck) | {c for n, cards in hole.items() if n != viewer for c in cards}
-        decoder = WireDecoder()
+        decoder, shared = WireDecoder(), WireDecoder()
         seen: set[str] = set()
+        kinds: set[type] = set()
         for frame in peer.raw:
             m = decode_server(frame)
+            kinds.add(type(m))
             if isinstance(m, Update):
                 seen |= _strings(decoder.decode(m.delta))
+            elif isinstance(m, SharedUpdate):
+                if m.reset:
+                    shared = WireDecoder()
+                seen |= _strings(shared.decode(m.shared))
+                if m.delta is not None:
+                    seen |= _strings(decoder.decode(m.delta))
             else:
                 if isinstance(m, Snapshot):
-                    decoder = WireDecoder()
+                    decoder, shared = WireDecoder(), WireDecoder()
                 seen |= _strings(msgspec.to_builtins(m))
                 for card in secret:  # the raw bytes: as MessagePack would carry the string
                     assert b"\xa2" + card.encode() not in frame, (viewer, card)
         assert not (seen & secret), (viewer, seen & secret)
+        assert SharedUpdate in kinds  # the shared stream was in use, and checked too
         if viewer:
             assert set(hole[viewer]) <= seen  # own cards did arrive
     for peer in (*peers.values(), watcher):
@@ -600,7 +610,7 @@ async def test_bad_input_is_refused_and_nothing_changes(ttt: Server) -> None:
             "/ws?table=bad",
         ),
         (encode(Hello([1], token("bad", "ann", client="x"), "ann-2")), codes.WRONG_CLIENT, "/ws"),
-        (encode(Hello([2], token("bad", "ann"), "ann-2")), codes.UNSUPPORTED_VERSION, "/ws"),
+        (encode(Hello([3], token("bad", "ann"), "ann-2")), codes.UNSUPPORTED_VERSION, "/ws"),
         (encode(Hello([1], token("bad", "ann"), "$sys")), codes.BAD_CLIENT_ID, "/ws"),
     ):
         ws = await raw_ws(ttt, path)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from statesync.actions import PlayerAction
+from statesync.delta import Delta
 from statesync.draft import Draft
 from statesync.errors import StateSyncError
 from statesync.game import Context
@@ -38,6 +39,7 @@ from statesync.protocol.messages import (
     ProtocolError,
     Result,
     Resync,
+    SharedUpdate,
     Snapshot,
     Update,
     Welcome,
@@ -132,6 +134,8 @@ class ClientSession:
         self.next_seq = 1
         self.stats = {"desyncs": 0, "resyncs": 0, "snapshots": 0, "updates": 0, "bytes": 0}
         self._decoder = WireDecoder()
+        self._shared = WireDecoder()
+        """The decoder of the table's shared stream (protocol version 2)."""
         self._out: list[bytes] = []
         self._predicted: tuple[object, dict[str, Any]] | None = None
         self._awaiting_snapshot = False
@@ -192,6 +196,7 @@ class ClientSession:
         """The ``Hello`` that opens a (new) connection; send it first."""
         self.phase = HANDSHAKE
         self._decoder = WireDecoder()
+        self._shared = WireDecoder()
         self._awaiting_snapshot = False
         self._out = []
         replica = self.replica
@@ -248,7 +253,7 @@ class ClientSession:
             return [self._welcome(m)]
         if isinstance(m, Snapshot):
             return self._snapshot(m)
-        if isinstance(m, Update):
+        if isinstance(m, Update | SharedUpdate):
             return self._update(m)
         if isinstance(m, Result):
             self.pending.pop(m.seq, None)
@@ -281,6 +286,7 @@ class ClientSession:
             viewer=self.player,
         )
         self._decoder = WireDecoder()
+        self._shared = WireDecoder()
         self._awaiting_snapshot = False
         try:
             self.replica = StateSynchronizer.from_snapshot(snap)
@@ -289,14 +295,22 @@ class ClientSession:
         self.stats["snapshots"] += 1
         return [StateChanged(m.version, True)]
 
-    def _update(self, m: Update) -> list[Event]:
+    def _update(self, m: Update | SharedUpdate) -> list[Event]:
         if self._awaiting_snapshot:  # sent before the server saw our Resync: skip
             return []
         replica = self.replica
         if replica is None:
             return self._desync(m.version, m.hash.hex(), "", "update before any snapshot")
         try:
-            delta = self._decoder.decode(m.delta)
+            if isinstance(m, SharedUpdate):
+                if m.reset:
+                    self._shared.reset()
+                ops = self._shared.decode(m.shared).ops  # the public operations, then ours
+                if m.delta is not None:
+                    ops += self._decoder.decode(m.delta).ops
+                delta = Delta(ops)
+            else:
+                delta = self._decoder.decode(m.delta)
             replica.apply(StateDelta(m.base_version, m.version, delta, m.hash.hex(), m.epoch))
         except StateSyncError as e:
             actual = getattr(e, "actual_hash", "")

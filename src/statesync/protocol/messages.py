@@ -1,4 +1,4 @@
-"""The messages of protocol version 1 and their byte encoding.
+"""The messages of protocol versions 1 and 2 and their byte encoding.
 
 Every WebSocket *binary* message carries exactly one protocol message: a MessagePack array
 whose first item is the message's integer tag and whose other items are its fields, in the
@@ -8,7 +8,8 @@ specifies each message for implementers in other languages.
 
 Client to server: :class:`Hello` (first message, once), :class:`Act`, :class:`Resync`,
 :class:`Ping`, :class:`Bye`. Server to client: :class:`Welcome`, :class:`Snapshot`,
-:class:`Update`, :class:`Result`, :class:`Error`, :class:`Pong`.
+:class:`Update`, :class:`SharedUpdate` (version 2 only), :class:`Result`, :class:`Error`,
+:class:`Pong`.
 
 >>> data = encode(Act(seq=1, base_version=0, type="place", payload={"cell": 4}))
 >>> data.hex()
@@ -25,9 +26,10 @@ import msgspec
 
 from statesync.errors import StateSyncError
 
-PROTOCOL_VERSION: Final = 1
-"""The version this module speaks; :class:`Hello` lists the versions a client speaks."""
-SUPPORTED_VERSIONS: Final = (1,)
+PROTOCOL_VERSION: Final = 2
+"""The newest version this module speaks; :class:`Hello` lists the versions a client speaks,
+and the server chooses the highest one both speak. Version 2 adds :class:`SharedUpdate`."""
+SUPPORTED_VERSIONS: Final = (1, 2)
 
 
 class ProtocolError(StateSyncError):
@@ -127,6 +129,23 @@ class Update(_Msg, tag=12, frozen=True):
     delta: bytes
 
 
+class SharedUpdate(_Msg, tag=16, frozen=True):
+    """Protocol version 2: :class:`Update` with the public operations in ``shared``, the
+    next chunk of the table's shared stream (a second decoder per connection, reset first
+    when ``reset``), and the client's private operations, if any, in ``delta`` (the
+    connection's own decoder). Apply the shared operations, then the private ones, then check
+    ``hash``. The server leaves out trailing fields at their defaults, so the common case
+    costs no more bytes than an :class:`Update`."""
+
+    base_version: int
+    version: int
+    epoch: int
+    hash: bytes
+    shared: bytes
+    delta: bytes | None = None
+    reset: bool = False
+
+
 class Result(_Msg, tag=13, frozen=True):
     """The outcome of the :class:`Act` with ``seq``: accepted at ``version`` (``code``
     empty), or rejected with a stable reason ``code`` while the table was at ``version``.
@@ -156,7 +175,7 @@ class Pong(_Msg, tag=15, frozen=True):
 
 
 ClientMessage: TypeAlias = Hello | Act | Resync | Ping | Bye
-ServerMessage: TypeAlias = Welcome | Snapshot | Update | Result | Error | Pong
+ServerMessage: TypeAlias = Welcome | Snapshot | Update | SharedUpdate | Result | Error | Pong
 Message: TypeAlias = ClientMessage | ServerMessage
 
 _encoder = msgspec.msgpack.Encoder()
@@ -167,6 +186,25 @@ _server_decoder = msgspec.msgpack.Decoder(ServerMessage)
 def encode(message: Message) -> bytes:
     """The bytes of one message (one WebSocket binary message)."""
     return _encoder.encode(message)
+
+
+def encode_shared_update(
+    base_version: int,
+    version: int,
+    epoch: int,
+    hash: bytes,
+    shared: bytes,
+    delta: bytes | None,
+    reset: bool,
+) -> bytes:
+    """The bytes of a :class:`SharedUpdate`, without the trailing fields at their defaults
+    (``[16, base_version, version, epoch, hash, shared]`` when there is no private part and
+    no reset)."""
+    if reset:
+        return _encoder.encode((16, base_version, version, epoch, hash, shared, delta, True))
+    if delta is not None:
+        return _encoder.encode((16, base_version, version, epoch, hash, shared, delta))
+    return _encoder.encode((16, base_version, version, epoch, hash, shared))
 
 
 def decode_client(data: bytes) -> ClientMessage:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from statesync.actions import Accepted, PlayerAction
 from statesync.errors import StateSyncError
+from statesync.fanout import SharedCursor, SplitUpdate
 from statesync.protocol import codes
 from statesync.protocol.limits import Limits, TokenBucket
 from statesync.protocol.messages import (
@@ -40,6 +41,7 @@ from statesync.protocol.messages import (
     Welcome,
     decode_client,
     encode,
+    encode_shared_update,
 )
 from statesync.snapshot import StateSnapshot
 from statesync.wire import WireEncoder
@@ -153,6 +155,11 @@ class ServerSession:
         self._encoder = WireEncoder(max_message_size=self.limits.max_message_bytes * 16)
         self._version = -1
         self._epoch = 0
+        self.protocol = 0
+        """The protocol version chosen at the handshake (0 before it)."""
+        self.cursor: SharedCursor | None = None
+        """How far the client's shared decoder got (version 2; ``None`` for version 1, whose
+        clients get every update on the connection's own stream)."""
 
     # ------------------------------------------------------------------ input
 
@@ -200,6 +207,9 @@ class ServerSession:
             return self._fatal(codes.MALFORMED, "hash must be 16 bytes or empty")
         self.identity = Identity(table, player, m.client_id)
         self.state = OPEN
+        self.protocol = common[-1]
+        if self.protocol >= 2:
+            self.cursor = SharedCursor()
         self._version, self._epoch = m.version, m.epoch
         return [Opened(self.identity, m.version, m.epoch, m.hash.hex())]
 
@@ -292,7 +302,7 @@ class ServerSession:
         assert identity is not None
         self._send(
             Welcome(
-                SUPPORTED_VERSIONS[-1],
+                self.protocol,
                 identity.table,
                 identity.player,
                 identity.client_id,
@@ -301,13 +311,17 @@ class ServerSession:
         )
 
     def snapshot(self, snap: StateSnapshot) -> None:
-        """Send the client's whole view; resets the connection's delta encoder."""
+        """Send the client's whole view; resets the connection's delta encoder (and the
+        client's shared decoder: out of step with the table's shared stream)."""
         self._encoder.reset()
+        if self.cursor is not None:
+            self.cursor.clear()
         self._version, self._epoch = snap.version, snap.epoch
         self._send(Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()))
 
-    def update(self, update: StateDelta | StateSnapshot) -> None:
-        """Send a delta (encoded with this connection's encoder) or a snapshot."""
+    def update(self, update: StateDelta | SplitUpdate | StateSnapshot) -> None:
+        """Send a delta (encoded with this connection's encoder, its public part as a chunk of
+        the table's shared stream when it can) or a snapshot."""
         if isinstance(update, StateSnapshot):
             self.snapshot(update)
             return
@@ -315,14 +329,45 @@ class ServerSession:
         if message is not None:
             self._out.append(message)
 
-    def update_message(self, update: StateDelta) -> bytes | None:
-        """:meth:`update` for a delta, without the queue: the encoded ``Update`` message,
-        for a connection layer that writes it out at once (the session then holds its
-        version), or ``None`` when the client holds that version already. Raises
-        :class:`~statesync.errors.WireError` when the delta is too large for a delta
-        message (nothing changes: the caller sends a snapshot instead)."""
+    def update_message(self, update: StateDelta | SplitUpdate) -> bytes | None:
+        """:meth:`update` for a delta, without the queue: the encoded ``Update`` (or
+        ``SharedUpdate``) message, for a connection layer that writes it out at once (the
+        session then holds its version), or ``None`` when the client holds that version
+        already. Raises :class:`~statesync.errors.WireError` when the delta is too large for
+        a delta message (nothing changes: the caller sends a snapshot instead).
+
+        A :class:`~statesync.fanout.SplitUpdate` goes out as a ``SharedUpdate`` when the
+        client's shared decoder can take its chunk (in step with the chunk's generation, or
+        the chunk starts one), else whole, like a plain delta."""
         if update.version == self._version and update.epoch == self._epoch:
             return None
+        if isinstance(update, SplitUpdate):
+            chunk, cursor = update.chunk, self.cursor
+            if (
+                cursor is not None
+                and chunk.base_version == self._version
+                and chunk.epoch == self._epoch
+                and (
+                    chunk.index == 0
+                    or (cursor.generation == chunk.generation and cursor.next == chunk.index)
+                )
+            ):
+                private = update.private
+                data = self._encoder.encode(private) if private.ops else None
+                cursor.generation, cursor.next = chunk.generation, chunk.index + 1
+                self._version, self._epoch = chunk.version, chunk.epoch
+                message = encode_shared_update(
+                    chunk.base_version,
+                    chunk.version,
+                    chunk.epoch,
+                    update.hash,
+                    chunk.data,
+                    data,
+                    chunk.index == 0,
+                )
+                self.bytes_sent += len(message)
+                return message
+            update = update.whole
         data = self._encoder.encode(update.delta)
         self._version, self._epoch = update.version, update.epoch
         return self._encode(

@@ -96,6 +96,7 @@ if TYPE_CHECKING:
     from websockets.protocol import Event as WsEvent
 
     from statesync.actions import Outcome, PlayerAction
+    from statesync.fanout import SplitUpdate
     from statesync.protocol.limits import Limits
     from statesync.protocol.server_session import Event
     from statesync.server.auth import Claims, TokenSigner
@@ -156,7 +157,7 @@ class Connection:
         self._actor: TableActor | None = None
         self._sub: Subscription | None = None
         self._frames: list[bytes] = []
-        self._outbox: deque[StateDelta | StateSnapshot | _ResultItem] = deque()
+        self._outbox: deque[StateDelta | SplitUpdate | StateSnapshot | _ResultItem] = deque()
         self._queued_updates = 0
         self._sending = False
         self._wake = asyncio.Event()
@@ -399,7 +400,9 @@ class Connection:
         self._collect()
         if event.version >= 0:
             self.metrics.inc("reconnects_total")
-        self._sub = actor.subscribe(player, version=version, epoch=event.epoch, send=self._offer)
+        self._sub = actor.subscribe(
+            player, version=version, epoch=event.epoch, send=self._offer, cursor=self.session.cursor
+        )
 
     def _spawn_act(self, action: PlayerAction) -> None:
         """Hand the action to the table; :meth:`_answered` queues the result when it is
@@ -447,7 +450,7 @@ class Connection:
 
     # ------------------------------------------------------------------ output
 
-    def _offer(self, update: StateDelta | StateSnapshot) -> bool:
+    def _offer(self, update: StateDelta | SplitUpdate | StateSnapshot) -> bool:
         """The subscription's ``send``: queue an update (sent at once if the socket takes it),
         or refuse when the outbox is full."""
         if self._queued_updates >= self.limits.send_queue_max:
@@ -463,14 +466,14 @@ class Connection:
         self._kick()
         return True
 
-    def _send_now(self, update: StateDelta | StateSnapshot) -> bool:
+    def _send_now(self, update: StateDelta | SplitUpdate | StateSnapshot) -> bool:
         """The common case, without the outbox: the update is a delta from the version the
         client holds, and the connection is :meth:`_writable`. Encode and write it
         at once and return True; False leaves it to the general path (:meth:`_deliver`),
         which also heals a delta too large to encode with a snapshot."""
         session = self.session
         if (
-            type(update) is not StateDelta
+            isinstance(update, StateSnapshot)
             or update.base_version != session.version
             or self._awaiting_snapshot
             or not self._writable()
@@ -653,7 +656,7 @@ class Connection:
                 continue
             return
 
-    def _deliver(self, item: StateDelta | StateSnapshot | _ResultItem) -> None:
+    def _deliver(self, item: StateDelta | SplitUpdate | StateSnapshot | _ResultItem) -> None:
         """Have the session encode one outbox item; its frames join :attr:`_frames` (the
         loop that called this sends them next)."""
         session = self.session

@@ -29,6 +29,17 @@ subscriber always gets its *own* view (a player id, or ``None`` for a spectator,
 full state): hidden information stays on the server. Subscribers already at the table's
 version and epoch are skipped.
 
+**Shared encoding.** A subscriber made with a :class:`~statesync.fanout.SharedCursor` (a
+protocol-version-2 connection) takes the table's shared stream: the public operations of
+an update are encoded once per flush, as one chunk of a
+:class:`~statesync.fanout.SharedStream`, and such subscribers get a
+:class:`~statesync.fanout.SplitUpdate` (the chunk, their private operations, and the whole
+update for a connection that turns out not to be in step). Only the group of subscribers at
+the stream's version gets chunks. The stream starts a new generation (a chunk every receiver
+decodes from a fresh decoder) when at least as many subscribers at its version are behind as
+in step, or when some are behind and it has run for :data:`~statesync.fanout.RESET_AFTER`
+chunks; a subscriber behind gets its whole update on its own stream meanwhile.
+
 **Back-pressure.** ``send`` never blocks; it returns False when the connection's outbox is
 full. The subscriber is then *lagging*: it keeps its last delivered version and gets nothing
 until the connection layer calls :meth:`Subscription.resume`, after which one flush sends it a
@@ -63,7 +74,9 @@ from typing import TYPE_CHECKING, Any
 
 from statesync import reasons
 from statesync.actions import Accepted, PlayerAction, Rejected
-from statesync.errors import TableExistsError, TableNotFoundError
+from statesync.errors import TableExistsError, TableNotFoundError, WireError
+from statesync.fanout import SharedChunk, SharedCursor, SharedStream, SplitUpdate, split_view
+from statesync.snapshot import StateDelta
 from statesync.synchronizer import (
     CONNECT,
     DISCONNECT,
@@ -78,8 +91,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from statesync.actions import Outcome
+    from statesync.delta import Delta
     from statesync.game import Game
-    from statesync.snapshot import StateDelta, StateSnapshot
+    from statesync.snapshot import StateSnapshot
     from statesync.storage import Store
     from statesync.value import Value
 
@@ -139,7 +153,17 @@ class Subscription:
     gets (``None``: a spectator, public state only).
     """
 
-    __slots__ = ("_actor", "_send", "_snapshot", "closed", "epoch", "lagging", "version", "viewer")
+    __slots__ = (
+        "_actor",
+        "_send",
+        "_snapshot",
+        "closed",
+        "cursor",
+        "epoch",
+        "lagging",
+        "version",
+        "viewer",
+    )
 
     def __init__(
         self,
@@ -147,11 +171,15 @@ class Subscription:
         viewer: str | None,
         version: int,
         epoch: int | None,
-        send: Callable[[StateDelta | StateSnapshot], bool],
+        send: Callable[[StateDelta | SplitUpdate | StateSnapshot], bool],
+        cursor: SharedCursor | None = None,
     ) -> None:
         self._actor = actor
         self._send = send
         self._snapshot = False
+        self.cursor = cursor
+        """The connection's place in the table's shared stream, or ``None``: it gets plain
+        updates, never a :class:`~statesync.fanout.SplitUpdate`."""
         self.viewer = viewer
         """The player id whose view this subscriber gets, or ``None`` for a spectator."""
         self.version = version
@@ -223,6 +251,7 @@ class TableActor:
         self._ticks_game = sync.game.tick_rate > 0
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._subs: dict[Subscription, None] = {}  # insertion-ordered set
+        self._stream = SharedStream()
         self._task: asyncio.Task[None] | None = None
         self._inflight: list[_Job] = []
         self._closing = False
@@ -398,12 +427,15 @@ class TableActor:
         *,
         version: int = -1,
         epoch: int | None = None,
-        send: Callable[[StateDelta | StateSnapshot], bool],
+        send: Callable[[StateDelta | SplitUpdate | StateSnapshot], bool],
+        cursor: SharedCursor | None = None,
     ) -> Subscription:
         """Start sending ``viewer``'s view of the table to ``send`` (``viewer=None``: a
         spectator). ``version``/``epoch`` are what the client holds (-1: nothing, so the first
-        update is a snapshot); it is brought up to date on the next flush."""
-        sub = Subscription(self, viewer, version, epoch, send)
+        update is a snapshot); it is brought up to date on the next flush. With a ``cursor``
+        (the connection's place in the table's shared stream), deltas may come as
+        :class:`~statesync.fanout.SplitUpdate`."""
+        sub = Subscription(self, viewer, version, epoch, send, cursor)
         self._subs[sub] = None
         self._wake()
         return sub
@@ -641,12 +673,21 @@ class TableActor:
         """Bring every live subscriber up to date: one update per (viewer, version, epoch)
         group, the same update object for every member of a group, and one
         :meth:`~statesync.synchronizer.StateSynchronizer.sync_views` call per (version,
-        epoch) for all the viewers at it."""
+        epoch) for all the viewers at it. The group at the shared stream's version (or, when
+        nobody is in step with the stream, the largest group) gets the public part as one
+        chunk of it (:meth:`_share`)."""
         self.stats["flushes"] += 1
         sync = self._sync
-        groups: dict[tuple[int, int | None], dict[str | None, list[Subscription]]] = {}
+        stream = self._stream
+        at, gen, nxt = (stream.version, stream.epoch), stream.generation, stream.next
+        in_step = 0
+        groups: _Groups = {}
         key: tuple[int, int | None]
         for sub in self._subs:
+            c = sub.cursor
+            if c is not None and c.generation == gen and c.next == nxt:
+                if sub.version == at[0] and sub.epoch == at[1]:
+                    in_step += 1
             if sub.lagging:
                 continue
             if sub._snapshot:
@@ -656,16 +697,89 @@ class TableActor:
             else:
                 key = (sub.version, sub.epoch)
             groups.setdefault(key, {}).setdefault(sub.viewer, []).append(sub)
-        for (version, epoch), by_viewer in groups.items():
+        target = self._target(groups, in_step)
+        for group, by_viewer in groups.items():
             viewers = list(by_viewer)
             self.stats["syncs"] += len(viewers)
-            updates = sync.sync_views(version, viewers, epoch=epoch)
+            updates = sync.sync_views(group[0], viewers, epoch=group[1])
+            split = self._share(by_viewer, updates, in_step) if group == target else None
             for viewer, update in zip(viewers, updates, strict=True):
+                shared = split.get(viewer, update) if split is not None else update
                 for sub in by_viewer[viewer]:
                     if not sub.closed:  # an earlier send may have closed it
-                        self._deliver(sub, update)
+                        self._deliver(sub, shared if sub.cursor is not None else update)
 
-    def _deliver(self, sub: Subscription, update: StateDelta | StateSnapshot) -> None:
+    def _target(self, groups: _Groups, in_step: int) -> tuple[int, int | None] | None:
+        """The group the shared stream serves in this flush: the one at its version, or,
+        when no subscriber is in step with it, the group with the most subscribers that
+        take it (the stream then starts a new generation there)."""
+        stream = self._stream
+        at = (stream.version, stream.epoch)
+        if at in groups:
+            return at
+        if in_step:
+            return None  # they are at the table's version: the next change is theirs
+        best, most = None, 0
+        for group, by_viewer in groups.items():
+            if group[0] < 0:
+                continue  # snapshots
+            n = sum(1 for subs in by_viewer.values() for sub in subs if sub.cursor is not None)
+            if n > most:
+                best, most = group, n
+        return best
+
+    def _share(
+        self,
+        by_viewer: dict[str | None, list[Subscription]],
+        updates: list[StateDelta | StateSnapshot],
+        in_step: int,
+    ) -> dict[str | None, SplitUpdate] | None:
+        """Encode the public part of this group's updates as the shared stream's next chunk
+        (starting a new generation first when :meth:`SharedStream.wants_reset`), and pair it
+        with each viewer's private part; ``None`` when there is nothing to share: no public
+        operation, an operation that spans sections, or only snapshots."""
+        stream = self._stream
+        public: Delta | None = None
+        privates: dict[str | None, tuple[StateDelta, Delta]] = {}
+        for viewer, update in zip(by_viewer, updates, strict=True):
+            if type(update) is not StateDelta:
+                continue  # a snapshot
+            parts = split_view(update.delta)
+            if parts is None:
+                public = None
+                break
+            if public is None:
+                public = parts[0]
+            elif parts[0] is not public and parts[0].ops != public.ops:
+                public = None  # cannot happen for one range; never share a guess
+                break
+            privates[viewer] = (update, parts[1])
+        if not privates:
+            return None
+        first = next(iter(privates.values()))[0]
+        base, version, epoch = first.base_version, first.version, first.epoch
+        at_stream = (base, epoch) == (stream.version, stream.epoch)
+        if public is None or not public.ops:
+            if at_stream:
+                stream.skip(version, epoch)  # in step still: their decoders saw nothing
+            return None
+        behind = 0
+        for subs in by_viewer.values():
+            for sub in subs:
+                if sub.cursor is not None and not (at_stream and stream.in_step(sub.cursor)):
+                    behind += 1
+        if not at_stream or stream.wants_reset(in_step, behind):
+            stream.reset(base, epoch)
+        try:
+            chunk: SharedChunk = stream.encode(public, version)
+        except WireError:
+            return None  # too large to share: every connection sends its own (or a snapshot)
+        return {
+            viewer: SplitUpdate(update, chunk, private, bytes.fromhex(update.hash))
+            for viewer, (update, private) in privates.items()
+        }
+
+    def _deliver(self, sub: Subscription, update: StateDelta | SplitUpdate | StateSnapshot) -> None:
         try:
             accepted = sub._send(update)
         except Exception:
@@ -677,6 +791,10 @@ class TableActor:
         else:
             sub.lagging = True
             self.stats["lagging"] += 1
+
+
+_Groups = dict[tuple[int, "int | None"], dict["str | None", list[Subscription]]]
+"""Subscribers to update in one flush: by the (version, epoch) they hold, then by viewer."""
 
 
 def _unknown(outcome: Outcome) -> bool:

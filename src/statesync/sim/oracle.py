@@ -27,6 +27,7 @@ from statesync.protocol.messages import (
     Error,
     ProtocolError,
     Result,
+    SharedUpdate,
     Snapshot,
     Update,
     Welcome,
@@ -50,6 +51,7 @@ class _Watch:
     table: str
     player: str | None
     decoder: WireDecoder = field(default_factory=WireDecoder)
+    shared: WireDecoder = field(default_factory=WireDecoder)
 
 
 class LeakOracle:
@@ -93,7 +95,7 @@ class LeakOracle:
         version: int | None = None
         values: list[Any] = []
         if isinstance(m, Snapshot):
-            w.decoder = WireDecoder()
+            w.decoder, w.shared = WireDecoder(), WireDecoder()
             version = m.version
             _collect(m.state, values)
         elif isinstance(m, Update):
@@ -104,6 +106,17 @@ class LeakOracle:
                 self.leaks.append(f"an update the oracle cannot decode: {e}")
                 return
             _collect_delta(delta, values)
+        elif isinstance(m, SharedUpdate):
+            version = m.version
+            if m.reset:
+                w.shared.reset()
+            try:
+                _collect_delta(w.shared.decode(m.shared), values)
+                if m.delta is not None:
+                    _collect_delta(w.decoder.decode(m.delta), values)
+            except StateSyncError as e:
+                self.leaks.append(f"an update the oracle cannot decode: {e}")
+                return
         elif isinstance(m, Result | Error):
             values.append(m.code)
             values.extend(_WORD.findall(m.message))
