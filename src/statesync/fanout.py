@@ -113,30 +113,32 @@ class SharedChunk:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
 class SplitUpdate:
     """One viewer's update as the table hands it to a connection that takes the shared
     stream: ``chunk`` (the table's public operations, encoded once), ``private`` (the viewer's
     other operations, to encode on the connection's own stream) and ``whole`` (the plain
-    update, for a connection that is not in step with the stream)."""
+    update, for a connection that is not in step with the stream). ``hash`` is
+    ``whole.hash`` as the 16 bytes a message carries (converted once per viewer).
 
-    whole: StateDelta
-    chunk: SharedChunk
-    private: Delta
-    hash: bytes
-    """``whole.hash`` as the 16 bytes a message carries (converted once per viewer)."""
+    A plain class with slots, not a frozen dataclass: one is made per viewer per flush, and
+    its version fields are read per connection."""
 
-    @property
-    def base_version(self) -> int:
-        return self.whole.base_version
+    __slots__ = ("base_version", "chunk", "epoch", "hash", "private", "version", "whole")
 
-    @property
-    def version(self) -> int:
-        return self.whole.version
+    def __init__(self, whole: StateDelta, chunk: SharedChunk, private: Delta, hash: bytes) -> None:
+        self.whole = whole
+        self.chunk = chunk
+        self.private = private
+        self.hash = hash
+        self.base_version = whole.base_version
+        self.version = whole.version
+        self.epoch = whole.epoch
 
-    @property
-    def epoch(self) -> int:
-        return self.whole.epoch
+    def __repr__(self) -> str:
+        return (
+            f"SplitUpdate(v{self.base_version}->v{self.version} e{self.epoch}, "
+            f"chunk {self.chunk.generation}/{self.chunk.index}, {len(self.private)} private ops)"
+        )
 
 
 class SharedStream:

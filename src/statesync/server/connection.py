@@ -179,6 +179,8 @@ class Connection:
         self._opening: asyncio.Task[None] | None = None
         self._held: list[bytes | str] = []
         self._raw = _frame_writer(ws)
+        self._protocol = ws.protocol  # its state, without the connection's property per write
+        self._high_water = ws.transport.get_write_buffer_limits()[1]  # set once, at connect
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -495,11 +497,9 @@ class Connection:
             return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
             return False
-        ws = self.ws
-        if ws.state is not State.OPEN:
+        if self._protocol.state is not State.OPEN:
             return False
-        transport = ws.transport
-        return transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]
+        return self.ws.transport.get_write_buffer_size() <= self._high_water
 
     def _collect(self, *, note: bool = False) -> None:
         """Send what the session produced (``note``: count refusals and errors it contains,
@@ -571,7 +571,7 @@ class Connection:
             self._peer_gone = True
             return True
         transport = ws.transport
-        high = transport.get_write_buffer_limits()[1]
+        high = self._high_water
         count = size = 0
         try:
             for frame in frames:
