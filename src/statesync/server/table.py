@@ -69,6 +69,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +144,42 @@ class _Job:
     player: str = ""
     version: int = 0
     future: asyncio.Future[Any] | _Reply | None = None
+
+
+class _Inbox:
+    """The actor's job queue: a deque and its one consumer's wake-up. (An
+    :class:`asyncio.Queue` does the same with more machinery per job: a getter deque, a
+    loop check per call, a future per wait.)"""
+
+    __slots__ = ("_jobs", "_waiter")
+
+    def __init__(self) -> None:
+        self._jobs: deque[_Job] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, job: _Job) -> None:
+        self._jobs.append(job)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Return once a job is waiting (at once if one is)."""
+        while not self._jobs:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def take(self, limit: int | None) -> list[_Job]:
+        """Up to ``limit`` (``None``: all) waiting jobs, oldest first."""
+        jobs = self._jobs
+        if limit is None or len(jobs) <= limit:
+            out = list(jobs)
+            jobs.clear()
+            return out
+        return [jobs.popleft() for _ in range(limit)]
 
 
 class Subscription:
@@ -249,7 +286,7 @@ class TableActor:
         self._interval = None if tick_rate is None else 1.0 / tick_rate
         self._next_tick = 0.0
         self._ticks_game = sync.game.tick_rate > 0
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._queue = _Inbox()
         self._subs: dict[Subscription, None] = {}  # insertion-ordered set
         self._stream = SharedStream()
         self._task: asyncio.Task[None] | None = None
@@ -361,7 +398,7 @@ class TableActor:
         the loop (a bug; the pending callers were failed with it)."""
         if not self._closing:
             self._closing = True
-            self._queue.put_nowait(_Job(_STOP))
+            self._queue.put(_Job(_STOP))
         if self._task is None:
             self.start()
         assert self._task is not None
@@ -391,7 +428,7 @@ class TableActor:
             raise ValueError(f"client_id {SYSTEM_CLIENT!r} is reserved for the engine")
         if self._closing or (self._task is not None and self._task.done()):
             raise RuntimeError("the table actor is stopping or stopped")
-        self._queue.put_nowait(_Job(_ACT, action=action, future=_Reply(reply)))
+        self._queue.put(_Job(_ACT, action=action, future=_Reply(reply)))
 
     async def join(self, player: str) -> Outcome:
         """Seat ``player`` (the game may refuse), serialized with the players' actions."""
@@ -416,7 +453,7 @@ class TableActor:
         if self._closing or (self._task is not None and self._task.done()):
             raise RuntimeError("the table actor is stopping or stopped")
         job.future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(job)
+        self._queue.put(job)
         return await job.future
 
     # ------------------------------------------------------------------ subscribing
@@ -456,7 +493,7 @@ class TableActor:
         One queued wake-up is enough however many subscribers asked."""
         if not self._closing and not self._wake_queued:
             self._wake_queued = True
-            self._queue.put_nowait(_Job(_WAKE))
+            self._queue.put(_Job(_WAKE))
 
     # ------------------------------------------------------------------ the loop
 
@@ -482,19 +519,16 @@ class TableActor:
 
     async def _take(self) -> list[_Job]:
         """Wait for a job (or the next tick), then take whatever else is waiting."""
-        jobs: list[_Job] = []
         if self._interval is None:
-            jobs.append(await self._queue.get())
+            await self._queue.wait()
         else:
             delay = self._next_tick - self._clock()
             try:
                 async with asyncio.timeout(max(0.0, delay)):
-                    jobs.append(await self._queue.get())
+                    await self._queue.wait()
             except TimeoutError:
                 pass
-        while len(jobs) < self._max_batch and not self._queue.empty():
-            jobs.append(self._queue.get_nowait())
-        return jobs
+        return self._queue.take(self._max_batch)
 
     def _tick_due(self) -> bool:
         if self._interval is None:
@@ -661,8 +695,7 @@ class TableActor:
     def _fail_pending(self, error: BaseException) -> None:
         err = error if isinstance(error, Exception) else RuntimeError("the table actor stopped")
         jobs, self._inflight = self._inflight, []
-        while not self._queue.empty():
-            jobs.append(self._queue.get_nowait())
+        jobs.extend(self._queue.take(None))
         for job in jobs:
             if job.future is not None and not job.future.done():
                 job.future.set_exception(err)
@@ -741,10 +774,14 @@ class TableActor:
         stream = self._stream
         public: Delta | None = None
         privates: dict[str | None, tuple[StateDelta, Delta]] = {}
+        last: Delta | None = None
+        parts: tuple[Delta, Delta] | None = None
         for viewer, update in zip(by_viewer, updates, strict=True):
             if type(update) is not StateDelta:
                 continue  # a snapshot
-            parts = split_view(update.delta)
+            if update.delta is not last:  # viewers the change leaves alone share one delta
+                last = update.delta
+                parts = split_view(last)
             if parts is None:
                 public = None
                 break
