@@ -729,7 +729,14 @@ class TableActor:
                 continue
             else:
                 key = (sub.version, sub.epoch)
-            groups.setdefault(key, {}).setdefault(sub.viewer, []).append(sub)
+            by_viewer = groups.get(key)  # not setdefault: that builds a dict and a list per sub
+            if by_viewer is None:
+                by_viewer = groups[key] = {}
+            subs = by_viewer.get(sub.viewer)
+            if subs is None:
+                by_viewer[sub.viewer] = [sub]
+            else:
+                subs.append(sub)
         target = self._target(groups, in_step)
         for group, by_viewer in groups.items():
             viewers = list(by_viewer)
@@ -801,9 +808,11 @@ class TableActor:
                 stream.skip(version, epoch)  # in step still: their decoders saw nothing
             return None
         behind = 0
+        gen, nxt = stream.generation, stream.next
         for subs in by_viewer.values():
             for sub in subs:
-                if sub.cursor is not None and not (at_stream and stream.in_step(sub.cursor)):
+                c = sub.cursor
+                if c is not None and not (at_stream and c.generation == gen and c.next == nxt):
                     behind += 1
         if not at_stream or stream.wants_reset(in_step, behind):
             stream.reset(base, epoch)
