@@ -102,6 +102,8 @@ STORM_TARGET_S = 1.0
 
 UPDATE_TAGS = (12, 16)  # docs/protocol.md: Update, SharedUpdate
 RECONNECT_TABLE = "reconnect"
+SPECTATE_TABLE = "spectate"
+SPECTATE_SECONDS = 20
 SCRIPT = str(Path(__file__).resolve())
 
 
@@ -255,12 +257,15 @@ async def serve_main(profile: bool, backlog: int) -> None:
 
     gc.callbacks.append(on_gc)
 
+    flush_ends: dict[str, dict[int, float]] = {}
+
     def timed_flush(self: TableActor) -> None:
         sync = self.sync
         flushes.setdefault(sync.table_id, {}).setdefault(sync.version, time.monotonic())
         started = time.thread_time()
         original_flush(self)
         flush_cpu[0] += time.thread_time() - started
+        flush_ends.setdefault(sync.table_id, {})[sync.version] = time.monotonic()
 
     TableActor._flush = timed_flush  # type: ignore[method-assign]
     profiler: Any = None
@@ -288,6 +293,8 @@ async def serve_main(profile: bool, backlog: int) -> None:
                 }
             if op == "flushes":
                 return {t: flushes.get(t, {}) for t in req["tables"]}
+            if op == "flush_ends":
+                return {t: flush_ends.get(t, {}) for t in req["tables"]}
             if op == "versions":
                 out = {}
                 for t in req["tables"]:
@@ -498,6 +505,59 @@ class Load:
             "missing": missing,
         }
 
+    async def spectate_connect(self, n: int) -> float:
+        """Two players and ``n`` spectators at one table (connected; seconds it took)."""
+        t = SPECTATE_TABLE
+        players = [self.client(t, p) for p in PLAYERS[:2]]
+        for c in players:
+            await c.open()
+        spectators: list[BenchTable] = []
+        gate = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            async with gate:
+                token = self.signer.issue(t, None, ttl=3600, now=time.time())
+                c = BenchTable(self.url, token, client_id=f"{t}-s{i}", open_timeout=60)
+                await c.open()
+                spectators.append(c)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        self.clients[t] = players + spectators
+        return time.monotonic() - started
+
+    async def spectate(self, seconds: int) -> dict[str, Any]:
+        """The two players of :meth:`spectate_connect` act in turn once a second for
+        ``seconds``. Returns, per version, when the last spectator held it."""
+        t = SPECTATE_TABLE
+        players, spectators = self.clients[t][:2], self.clients[t][2:]
+        before = self.counters([t])
+        for c in spectators:
+            c.times.clear()
+        sends: list[tuple[int, float]] = []
+        refused = 0
+        t0 = time.monotonic() + 0.5
+        for k in range(seconds):
+            await sleep_until(t0 + k)
+            sent = time.monotonic()
+            r = await asyncio.wait_for(players[k % 2].act("add", {"text": f"look {k}"}), 15)
+            if r.ok:
+                sends.append((r.version, sent))
+            else:
+                refused += 1
+        await asyncio.sleep(1.0)
+        rows = []
+        for v, sent in sends:
+            holds = [c.hold_time(v, sent) for c in spectators]
+            last = None if any(h is None for h in holds) else max(h for h in holds if h)
+            rows.append([v, sent, last])
+        return {
+            "rows": rows,
+            "refused": refused,
+            "spectators": len(spectators),
+            "counters": diff(self.counters([t]), before),
+        }
+
     async def storm(self, tables: list[str], at: float) -> dict[str, Any]:
         clients = [c for t in tables for c in self.clients[t]]
         before = self.counters(tables)
@@ -628,6 +688,10 @@ async def load_main(url: str, control_port: int, tables: list[str]) -> None:
                     reply = await load.storm(req["tables"], req["at"])
                 elif op == "reconnect":
                     reply = await load.reconnect(req["reps"], req["actions"])
+                elif op == "spectate_connect":
+                    reply = {"seconds": await load.spectate_connect(req["n"])}
+                elif op == "spectate":
+                    reply = await load.spectate(req["seconds"])
                 elif op == "close":
                     await load.close()
                     reply = {"ok": True}
@@ -815,6 +879,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"load{i}", "--load", "--url", url, "--control", str(port), "--names", *group
             )
             children.append(child)
+        if args.spectators_only:
+            status |= await spectators_phase(args.spectators, children[0], port, rows)
+            return status
         n_conn = n_tables * len(PLAYERS)
         print(
             f"fan-out: connecting {n_conn:,} clients ({n_tables} tables x {len(PLAYERS)})",
@@ -1048,6 +1115,9 @@ async def main_async(args: argparse.Namespace) -> int:
             for f in rc["failures"][:5]:
                 print(f"  reconnect failure: {f}", flush=True)
             print(f"  reconnect: p99 {ms(r99)}, served by {served}", flush=True)
+
+        if args.spectators:
+            status |= await spectators_phase(args.spectators, children[0], port, rows)
     finally:
         print("tearing down", flush=True)
         with contextlib.suppress(Exception):
@@ -1085,6 +1155,75 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if args.callgrind else status
 
 
+async def spectators_phase(
+    n: int, child: Child, port: int, rows: list[tuple[str, str, str, str]]
+) -> int:
+    """One table, two players acting once a second, ``n`` spectators (all in one load
+    process). The server's part of the latency is the flush: from its start until the
+    update was handed to every spectator's socket. What the load process sees is printed
+    too, but one Python process decoding and checking ``n`` updates per version measures
+    itself more than the server."""
+    print(
+        f"spectators: 2 players and {n:,} spectators at one table, 1 action/s for "
+        f"{SPECTATE_SECONDS} s",
+        flush=True,
+    )
+    took = await with_progress("connecting", child.ask({"op": "spectate_connect", "n": n}, 600))
+    print(f"  connected in {took['seconds']:.1f} s", flush=True)
+    await asyncio.sleep(1.0)
+    go = await control(port, {"op": "stats"})
+    sp = await with_progress(
+        "spectators",
+        child.ask({"op": "spectate", "seconds": SPECTATE_SECONDS}, SPECTATE_SECONDS + 120),
+    )
+    end = await control(port, {"op": "stats"})
+    starts = (await control(port, {"op": "flushes", "tables": [SPECTATE_TABLE]}))[SPECTATE_TABLE]
+    ends = (await control(port, {"op": "flush_ends", "tables": [SPECTATE_TABLE]}))[SPECTATE_TABLE]
+    spans, seen = [], []
+    missing = 0
+    for v, _sent, last in sp["rows"]:
+        start, stop = starts.get(str(v)), ends.get(str(v))
+        if start is None or stop is None or last is None:
+            missing += 1
+            continue
+        spans.append(stop - start)
+        seen.append(last - start)
+    counters = sp["counters"]
+    updates = counters.get("updates", 0)
+    cpu_us = (end["cpu"] - go["cpu"]) / max(1, updates) * 1e6
+    errors = missing + sp["refused"] + counters.get("desyncs", 0) + counters.get("reconnects", 0)
+    p50, p99 = percentile(spans, 50), percentile(spans, 99)
+    ok = p99 < FANOUT_P99_TARGET_MS / 1000 and errors == 0 and bool(spans)
+    rows.append(
+        (
+            f"spectators ({n:,} at one table): flush of v -> v written to every socket, p50 / p99",
+            f"{ms(p50)} / {ms(p99)} (max {ms(max(spans, default=math.nan))}; "
+            f"{len(spans)} versions, errors={errors})",
+            f"p99 < {FANOUT_P99_TARGET_MS:g} ms",
+            verdict(ok),
+        )
+    )
+    rows.append(
+        (
+            "  same, until the last spectator held v (one load process decodes them all)",
+            f"{ms(percentile(seen, 50))} / {ms(percentile(seen, 99))}",
+            "(info)",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "  server CPU per delivered update; bytes per update",
+            f"{cpu_us:.1f} us ({end['cpu'] - go['cpu']:.2f} s CPU / {updates:,}); "
+            f"{counters.get('update_bytes', 0) / max(1, updates):.1f} B",
+            "(info)",
+            "",
+        )
+    )
+    print(f"  spectators: flush p99 {ms(p99)}, CPU/update {cpu_us:.1f} us", flush=True)
+    return int(not ok)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 tables for 10 s")
@@ -1101,7 +1240,18 @@ def main(argv: list[str] | None = None) -> int:
         help="listen backlog of the server socket (default: Server.start's 1,024)",
     )
     parser.add_argument(
-        "--fanout-only", action="store_true", help="stop after the fan-out (no storm, reconnects)"
+        "--fanout-only",
+        action="store_true",
+        help="stop after the fan-out (no storm, reconnects, spectators)",
+    )
+    parser.add_argument(
+        "--spectators-only", action="store_true", help="run only the spectators phase"
+    )
+    parser.add_argument(
+        "--spectators",
+        type=int,
+        default=1000,
+        help="spectators at one table in the last phase (default 1,000; 0 skips it)",
     )
     parser.add_argument(
         "--callgrind",

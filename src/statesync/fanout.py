@@ -123,7 +123,17 @@ class SplitUpdate:
     A plain class with slots, not a frozen dataclass: one is made per viewer per flush, and
     its version fields are read per connection."""
 
-    __slots__ = ("base_version", "chunk", "epoch", "hash", "private", "version", "whole")
+    __slots__ = (
+        "base_version",
+        "chunk",
+        "epoch",
+        "frame",
+        "hash",
+        "message",
+        "private",
+        "version",
+        "whole",
+    )
 
     def __init__(self, whole: StateDelta, chunk: SharedChunk, private: Delta, hash: bytes) -> None:
         self.whole = whole
@@ -133,6 +143,12 @@ class SplitUpdate:
         self.base_version = whole.base_version
         self.version = whole.version
         self.epoch = whole.epoch
+        self.message: bytes | None = None
+        """The encoded ``SharedUpdate`` for a connection in step with no private part, once
+        one connection has made it: every other such connection of this viewer sends the
+        very same bytes (a thousand spectators: one encode)."""
+        self.frame: bytes | None = None
+        """:attr:`message` as a WebSocket frame, likewise made once (by the server)."""
 
     def __repr__(self) -> str:
         return (

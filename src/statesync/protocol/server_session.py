@@ -153,8 +153,11 @@ class ServerSession:
         self._bucket = TokenBucket(self.limits.actions_per_second, self.limits.action_burst)
         self._out: list[bytes] = []
         self._encoder = WireEncoder(max_message_size=self.limits.max_message_bytes * 16)
-        self._version = -1
-        self._epoch = 0
+        self.version = -1
+        """The version of the view the client holds (after what was sent). Read it; the
+        session moves it. (A plain attribute: the server reads it for every delivery.)"""
+        self.epoch = 0
+        """The epoch of :attr:`version`."""
         self.protocol = 0
         """The protocol version chosen at the handshake (0 before it)."""
         self.cursor: SharedCursor | None = None
@@ -210,21 +213,19 @@ class ServerSession:
         self.protocol = common[-1]
         if self.protocol >= 2:
             self.cursor = SharedCursor()
-        self._version, self._epoch = m.version, m.epoch
+        self.version, self.epoch = m.version, m.epoch
         return [Opened(self.identity, m.version, m.epoch, m.hash.hex())]
 
     def _act(self, m: Act, now: float) -> list[Event]:
         identity = self.identity
         assert identity is not None
         if identity.player is None:
-            self._send(
-                Result(m.seq, False, self._version, codes.SPECTATOR, "spectators cannot act")
-            )
+            self._send(Result(m.seq, False, self.version, codes.SPECTATOR, "spectators cannot act"))
             return []
         if m.seq < 1:
             return self._bad(codes.MALFORMED, "seq starts at 1")
         if not self._bucket.allow(now):
-            self._send(Result(m.seq, False, self._version, codes.RATE_LIMITED, "slow down"))
+            self._send(Result(m.seq, False, self.version, codes.RATE_LIMITED, "slow down"))
             return []
         action = PlayerAction(
             identity.player, identity.client_id, m.seq, m.base_version, m.type, m.payload
@@ -287,15 +288,6 @@ class ServerSession:
 
     # ------------------------------------------------------------------ output
 
-    @property
-    def version(self) -> int:
-        """The version of the view the client holds (after what was sent)."""
-        return self._version
-
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
     def welcome(self, next_seq: int) -> None:
         """Answer the handshake (after :class:`Opened` was accepted by the table)."""
         identity = self.identity
@@ -316,7 +308,7 @@ class ServerSession:
         self._encoder.reset()
         if self.cursor is not None:
             self.cursor.clear()
-        self._version, self._epoch = snap.version, snap.epoch
+        self.version, self.epoch = snap.version, snap.epoch
         self._send(Snapshot(snap.version, snap.epoch, bytes.fromhex(snap.hash), snap.to_state()))
 
     def update(self, update: StateDelta | SplitUpdate | StateSnapshot) -> None:
@@ -339,37 +331,51 @@ class ServerSession:
         A :class:`~statesync.fanout.SplitUpdate` goes out as a ``SharedUpdate`` when the
         client's shared decoder can take its chunk (in step with the chunk's generation, or
         the chunk starts one), else whole, like a plain delta."""
-        if update.version == self._version and update.epoch == self._epoch:
+        if update.version == self.version and update.epoch == self.epoch:
             return None
         if isinstance(update, SplitUpdate):
             chunk, cursor = update.chunk, self.cursor
             if (
                 cursor is not None
-                and chunk.base_version == self._version
-                and chunk.epoch == self._epoch
+                and chunk.base_version == self.version
+                and chunk.epoch == self.epoch
                 and (
                     chunk.index == 0
                     or (cursor.generation == chunk.generation and cursor.next == chunk.index)
                 )
             ):
                 private = update.private
-                data = self._encoder.encode(private) if private.ops else None
+                if private.ops:
+                    data = self._encoder.encode(private)
+                    message = encode_shared_update(
+                        chunk.base_version,
+                        chunk.version,
+                        chunk.epoch,
+                        update.hash,
+                        chunk.data,
+                        data,
+                        chunk.index == 0,
+                    )
+                else:  # the same bytes for every such connection: made once (SplitUpdate)
+                    cached = update.message
+                    if cached is None:
+                        cached = update.message = encode_shared_update(
+                            chunk.base_version,
+                            chunk.version,
+                            chunk.epoch,
+                            update.hash,
+                            chunk.data,
+                            None,
+                            chunk.index == 0,
+                        )
+                    message = cached
                 cursor.generation, cursor.next = chunk.generation, chunk.index + 1
-                self._version, self._epoch = chunk.version, chunk.epoch
-                message = encode_shared_update(
-                    chunk.base_version,
-                    chunk.version,
-                    chunk.epoch,
-                    update.hash,
-                    chunk.data,
-                    data,
-                    chunk.index == 0,
-                )
+                self.version, self.epoch = chunk.version, chunk.epoch
                 self.bytes_sent += len(message)
                 return message
             update = update.whole
         data = self._encoder.encode(update.delta)
-        self._version, self._epoch = update.version, update.epoch
+        self.version, self.epoch = update.version, update.epoch
         return self._encode(
             Update(
                 update.base_version, update.version, update.epoch, bytes.fromhex(update.hash), data

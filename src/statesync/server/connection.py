@@ -74,6 +74,7 @@ from websockets.protocol import Protocol, State
 from statesync import reasons
 from statesync.actions import Rejected
 from statesync.errors import HashMismatchError, StoreCorruptError, StoreError, WireError
+from statesync.fanout import SplitUpdate
 from statesync.protocol import codes
 from statesync.protocol.messages import Error, ProtocolError, Result, decode_server
 from statesync.protocol.server_session import (
@@ -96,7 +97,6 @@ if TYPE_CHECKING:
     from websockets.protocol import Event as WsEvent
 
     from statesync.actions import Outcome, PlayerAction
-    from statesync.fanout import SplitUpdate
     from statesync.protocol.limits import Limits
     from statesync.protocol.server_session import Event
     from statesync.server.auth import Claims, TokenSigner
@@ -180,7 +180,9 @@ class Connection:
         self._held: list[bytes | str] = []
         self._raw = _frame_writer(ws)
         self._protocol = ws.protocol  # its state, without the connection's property per write
+        self._transport = ws.transport
         self._high_water = ws.transport.get_write_buffer_limits()[1]  # set once, at connect
+        self._send_queue_max = self.limits.send_queue_max
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -455,7 +457,7 @@ class Connection:
     def _offer(self, update: StateDelta | SplitUpdate | StateSnapshot) -> bool:
         """The subscription's ``send``: queue an update (sent at once if the socket takes it),
         or refuse when the outbox is full."""
-        if self._queued_updates >= self.limits.send_queue_max:
+        if self._queued_updates >= self._send_queue_max:
             return False
         try:
             if self._send_now(update):
@@ -472,13 +474,26 @@ class Connection:
         """The common case, without the outbox: the update is a delta from the version the
         client holds, and the connection is :meth:`_writable`. Encode and write it
         at once and return True; False leaves it to the general path (:meth:`_deliver`),
-        which also heals a delta too large to encode with a snapshot."""
+        which also heals a delta too large to encode with a snapshot.
+
+        This runs for every delivery, a thousand times per flush at a busy table, so it
+        reads each piece of connection state once, itself (see :meth:`_writable`)."""
+        if (
+            self._outbox
+            or self._frames
+            or self._sending
+            or self._close_code is not None
+            or self._peer_gone
+            or self._awaiting_snapshot
+        ):
+            return False
         session = self.session
         if (
             isinstance(update, StateSnapshot)
             or update.base_version != session.version
-            or self._awaiting_snapshot
-            or not self._writable()
+            or session.state != OPEN
+            or self._protocol.state is not State.OPEN
+            or self._transport.get_write_buffer_size() > self._high_water
         ):
             return False
         try:
@@ -491,9 +506,15 @@ class Connection:
         if raw is None:
             self._write_one(message)
             return True
-        n = len(message)  # _write_one and _put, inline: this runs for every delivery
+        n = len(message)  # _write_one and _put, inline
+        if type(update) is SplitUpdate and update.message is message:
+            frame = update.frame  # the viewer's shared message: framed once for all
+            if frame is None:
+                frame = update.frame = _binary_frame(message)
+        else:
+            frame = bytes((0x82, n)) + message if n < 126 else _binary_frame(message)
         try:
-            raw.write(bytes((0x82, n)) + message if n < 126 else _binary_frame(message))
+            raw.write(frame)
         except Exception:
             self._write_failed()
             return True
@@ -503,14 +524,15 @@ class Connection:
     def _writable(self) -> bool:
         """Whether a message may be written this instant, ahead of the outbox: nothing is
         queued (frames leave in order), the session and the WebSocket are open, no close was
-        requested, and the socket's buffer is below its high-water mark."""
+        requested, and the socket's buffer is below its high-water mark. (:meth:`_send_now`
+        makes the same checks inline.)"""
         if self._outbox or self._frames or self._sending:
             return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
             return False
         if self._protocol.state is not State.OPEN:
             return False
-        return self.ws.transport.get_write_buffer_size() <= self._high_water
+        return self._transport.get_write_buffer_size() <= self._high_water
 
     def _collect(self, *, note: bool = False) -> None:
         """Send what the session produced (``note``: count refusals and errors it contains,
