@@ -94,3 +94,26 @@ async def test_the_wal_is_checkpointed_for_inline_commits(
         await store.close()
     # 300 commits of a few pages each: about a megabyte of WAL if nothing copies it back
     assert (wal < 256 * 1024) is bounded, wal
+
+
+async def test_a_long_reader_holds_appends_only_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)  # a checkpoint after each commit
+    store = await SQLiteStore.open(tmp_path / "s.db")
+    reader = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    try:
+        state = await new_table(store)
+        records = chain(state, 1, 12)
+        await store.append("t1", 0, records[:1])
+        reader.execute("BEGIN")  # an operator's long read: a snapshot the WAL must keep
+        reader.execute("SELECT count(*) FROM statesync_log").fetchall()
+        for r in records[1:]:
+            # each commit queues a checkpoint that waits for the reader; the next append
+            # goes behind it, and must not wait for the writer's 10 s busy timeout
+            await asyncio.wait_for(store.append("t1", 0, [r]), 5)
+        reader.execute("COMMIT")
+        assert (await store.load("t1")).head == 12
+    finally:
+        reader.close()
+        await store.close()

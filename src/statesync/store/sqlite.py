@@ -60,6 +60,9 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 CHECKPOINT_EVERY = 256
 """Inline commits between two checkpoints, which the writer thread runs."""
+CHECKPOINT_WAIT_MS = 100
+"""How long such a checkpoint waits for readers (an operator's long query) before it gives
+up for this round; appends meanwhile queue behind it."""
 Sync = Literal["NORMAL", "FULL"]
 
 _SCHEMA = """
@@ -218,6 +221,9 @@ class SQLiteStore:
             # refuses to run beside one (SQLITE_LOCKED). Used by the writer thread only.
             if self._checkpointer is None:
                 self._checkpointer = self._connect()
+                # While it waits for readers it holds off writers: give up soon (it still
+                # copies what it can) rather than stall the appends behind it.
+                self._checkpointer.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
             self._checkpointer.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
         loop = asyncio.get_running_loop()
