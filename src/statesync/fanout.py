@@ -170,7 +170,6 @@ class SharedStream:
     """
 
     def __init__(self, *, max_message_size: int = 1 << 20) -> None:
-        self._max = max_message_size
         self._encoder = WireEncoder(max_message_size=max_message_size)
         self.generation = 0
         """0 until the first :meth:`reset`: no cursor is in step with it."""

@@ -345,8 +345,9 @@ class ServerSession:
                 )
             ):
                 private = update.private
-                if private.ops:
-                    data = self._encoder.encode(private)
+                data = self._encoder.encode(private) if private.ops else None
+                message = update.message if data is None else None
+                if message is None:
                     message = encode_shared_update(
                         chunk.base_version,
                         chunk.version,
@@ -356,19 +357,8 @@ class ServerSession:
                         data,
                         chunk.index == 0,
                     )
-                else:  # the same bytes for every such connection: made once (SplitUpdate)
-                    cached = update.message
-                    if cached is None:
-                        cached = update.message = encode_shared_update(
-                            chunk.base_version,
-                            chunk.version,
-                            chunk.epoch,
-                            update.hash,
-                            chunk.data,
-                            None,
-                            chunk.index == 0,
-                        )
-                    message = cached
+                    if data is None:  # the same bytes for every such connection: made once
+                        update.message = message
                 cursor.generation, cursor.next = chunk.generation, chunk.index + 1
                 self.version, self.epoch = chunk.version, chunk.epoch
                 self.bytes_sent += len(message)

@@ -474,26 +474,13 @@ class Connection:
         """The common case, without the outbox: the update is a delta from the version the
         client holds, and the connection is :meth:`_writable`. Encode and write it
         at once and return True; False leaves it to the general path (:meth:`_deliver`),
-        which also heals a delta too large to encode with a snapshot.
-
-        This runs for every delivery, a thousand times per flush at a busy table, so it
-        reads each piece of connection state once, itself (see :meth:`_writable`)."""
-        if (
-            self._outbox
-            or self._frames
-            or self._sending
-            or self._close_code is not None
-            or self._peer_gone
-            or self._awaiting_snapshot
-        ):
-            return False
+        which also heals a delta too large to encode with a snapshot."""
         session = self.session
         if (
             isinstance(update, StateSnapshot)
             or update.base_version != session.version
-            or session.state != OPEN
-            or self._protocol.state is not State.OPEN
-            or self._transport.get_write_buffer_size() > self._high_water
+            or self._awaiting_snapshot
+            or not self._writable()
         ):
             return False
         try:
@@ -502,30 +489,27 @@ class Connection:
             return False
         if message is None:
             return True
-        raw = self._raw
-        if raw is None:
-            self._write_one(message)
-            return True
-        n = len(message)  # _write_one and _put, inline
+        frame = None
         if type(update) is SplitUpdate and update.message is message:
             frame = update.frame  # the viewer's shared message: framed once for all
             if frame is None:
                 frame = update.frame = _binary_frame(message)
-        else:
-            frame = bytes((0x82, n)) + message if n < 126 else _binary_frame(message)
-        try:
-            raw.write(frame)
+        raw = self._raw
+        if raw is None:
+            self._write_one(message)
+            return True
+        try:  # _write_one, inline: this runs for every delivery
+            raw.write(frame or _binary_frame(message))
         except Exception:
             self._write_failed()
             return True
-        self.metrics.sent(1, n)
+        self.metrics.sent(1, len(message))
         return True
 
     def _writable(self) -> bool:
         """Whether a message may be written this instant, ahead of the outbox: nothing is
         queued (frames leave in order), the session and the WebSocket are open, no close was
-        requested, and the socket's buffer is below its high-water mark. (:meth:`_send_now`
-        makes the same checks inline.)"""
+        requested, and the socket's buffer is below its high-water mark."""
         if self._outbox or self._frames or self._sending:
             return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
@@ -638,8 +622,7 @@ class Connection:
         if raw is None:
             broadcast((self.ws,), message, raise_exceptions=True)
             return
-        n = len(message)  # _binary_frame's common case, inline: this runs for every delivery
-        raw.write(bytes((0x82, n)) + message if n < 126 else _binary_frame(message))
+        raw.write(_binary_frame(message))
 
     def _write_failed(self) -> None:
         """A write the transport refused: the peer is gone (not an internal error)."""

@@ -712,15 +712,18 @@ class TableActor:
         self.stats["flushes"] += 1
         sync = self._sync
         stream = self._stream
-        at, gen, nxt = (stream.version, stream.epoch), stream.generation, stream.next
+        at = (stream.version, stream.epoch)
         in_step = 0
+        behind: dict[tuple[int, int | None], int] = {}  # per group: takers not in step
         groups: _Groups = {}
         key: tuple[int, int | None]
         for sub in self._subs:
             c = sub.cursor
-            if c is not None and c.generation == gen and c.next == nxt:
-                if sub.version == at[0] and sub.epoch == at[1]:
-                    in_step += 1
+            step = (
+                c is not None and sub.version == at[0] and sub.epoch == at[1] and stream.in_step(c)
+            )
+            if step:
+                in_step += 1
             if sub.lagging:
                 continue
             if sub._snapshot:
@@ -737,22 +740,29 @@ class TableActor:
                 by_viewer[sub.viewer] = [sub]
             else:
                 subs.append(sub)
-        target = self._target(groups, in_step)
+            if c is not None and not step:
+                behind[key] = behind.get(key, 0) + 1
+        target = self._target(groups, behind, in_step)
         for group, by_viewer in groups.items():
             viewers = list(by_viewer)
             self.stats["syncs"] += len(viewers)
             updates = sync.sync_views(group[0], viewers, epoch=group[1])
-            split = self._share(by_viewer, updates, in_step) if group == target else None
+            split = None
+            if group == target:
+                split = self._share(by_viewer, updates, in_step, behind.get(group, 0))
             for viewer, update in zip(viewers, updates, strict=True):
                 shared = split.get(viewer, update) if split is not None else update
                 for sub in by_viewer[viewer]:
                     if not sub.closed:  # an earlier send may have closed it
                         self._deliver(sub, shared if sub.cursor is not None else update)
 
-    def _target(self, groups: _Groups, in_step: int) -> tuple[int, int | None] | None:
+    def _target(
+        self, groups: _Groups, behind: dict[tuple[int, int | None], int], in_step: int
+    ) -> tuple[int, int | None] | None:
         """The group the shared stream serves in this flush: the one at its version, or,
         when no subscriber is in step with it, the group with the most subscribers that
-        take it (the stream then starts a new generation there)."""
+        take it (``behind``, as none is in step; the stream then starts a new generation
+        there)."""
         stream = self._stream
         at = (stream.version, stream.epoch)
         if at in groups:
@@ -760,11 +770,8 @@ class TableActor:
         if in_step:
             return None  # they are at the table's version: the next change is theirs
         best, most = None, 0
-        for group, by_viewer in groups.items():
-            if group[0] < 0:
-                continue  # snapshots
-            n = sum(1 for subs in by_viewer.values() for sub in subs if sub.cursor is not None)
-            if n > most:
+        for group, n in behind.items():
+            if group[0] >= 0 and n > most:  # not the snapshots
                 best, most = group, n
         return best
 
@@ -773,11 +780,13 @@ class TableActor:
         by_viewer: dict[str | None, list[Subscription]],
         updates: list[StateDelta | StateSnapshot],
         in_step: int,
+        behind: int,
     ) -> dict[str | None, SplitUpdate] | None:
         """Encode the public part of this group's updates as the shared stream's next chunk
-        (starting a new generation first when :meth:`SharedStream.wants_reset`), and pair it
-        with each viewer's private part; ``None`` when there is nothing to share: no public
-        operation, an operation that spans sections, or only snapshots."""
+        (starting a new generation first when :meth:`SharedStream.wants_reset`, given the
+        ``in_step`` subscribers and the group's ``behind`` ones), and pair it with each
+        viewer's private part; ``None`` when there is nothing to share: no public operation,
+        an operation that spans sections, or only snapshots."""
         stream = self._stream
         public: Delta | None = None
         privates: dict[str | None, tuple[StateDelta, Delta]] = {}
@@ -807,13 +816,6 @@ class TableActor:
             if at_stream:
                 stream.skip(version, epoch)  # in step still: their decoders saw nothing
             return None
-        behind = 0
-        gen, nxt = stream.generation, stream.next
-        for subs in by_viewer.values():
-            for sub in subs:
-                c = sub.cursor
-                if c is not None and not (at_stream and c.generation == gen and c.next == nxt):
-                    behind += 1
         if not at_stream or stream.wants_reset(in_step, behind):
             stream.reset(base, epoch)
         try:
