@@ -104,6 +104,7 @@ UPDATE_TAGS = (12, 16)  # docs/protocol.md: Update, SharedUpdate
 RECONNECT_TABLE = "reconnect"
 SPECTATE_TABLE = "spectate"
 SPECTATE_SECONDS = 20
+PING_FRAME = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455, 5.5.2)
 SCRIPT = str(Path(__file__).resolve())
 
 
@@ -237,6 +238,13 @@ def err(*parts: Any) -> None:
 # ---------------------------------------------------------------------------- server process
 
 
+def pin(cpus: str | None) -> None:
+    """Keep this process on ``cpus`` ("0", "1-3"), if given."""
+    if cpus:
+        first, _, last = cpus.partition("-")
+        os.sched_setaffinity(0, range(int(first), int(last or first) + 1))
+
+
 async def serve_main(profile: bool, backlog: int) -> None:
     from statesync.server.table import TableActor
     from statesync.server.ws import Server
@@ -302,6 +310,16 @@ async def serve_main(profile: bool, backlog: int) -> None:
                     hashes = {p: sync.view_hash(p) for p in req["players"]}
                     out[t] = {"version": sync.version, "epoch": sync.epoch, "hashes": hashes}
                 return out
+            if op == "send_floor":
+                # The kernel's part of a spectator flush: one bare WebSocket ping frame
+                # (opcode 0x9, no payload; each client answers with a pong) written to every
+                # socket of the table, with nothing of statesync's per-connection work.
+                actor = server.tables[req["table"]]
+                transports = [c.ws.transport for c in server.connections if c._actor is actor]
+                started = time.perf_counter()
+                for transport in transports:
+                    transport.write(PING_FRAME)
+                return {"seconds": time.perf_counter() - started, "sockets": len(transports)}
             if op == "table_stats":
                 return {t: dict(server.tables[t].stats) for t in req["tables"]}
             if op == "profile_start" and profile:
@@ -831,13 +849,18 @@ def ms(x: float) -> str:
 
 
 def summary(
-    rows: list[tuple[str, str, str, str]], n_tables: int, duration: int, loaders: int
+    rows: list[tuple[str, str, str, str]],
+    n_tables: int,
+    duration: int,
+    loaders: int,
+    pinned: bool,
 ) -> None:
     print()
     print(
         f"networked play: {n_tables * len(PLAYERS):,} connections ({n_tables} tables x "
         f"{len(PLAYERS)} players), 1 action/s per table for {duration} s; server and "
         f"{loaders} load processes on {os.cpu_count()} cores"
+        + (" (server pinned to CPU 0, load processes to the others)" if pinned else "")
     )
     if not rows:
         return
@@ -869,6 +892,14 @@ async def main_async(args: argparse.Namespace) -> int:
         extra += ["--backlog", str(args.backlog)] if args.backlog else []
         counter = Callgrind() if args.callgrind else None
         wrapper = counter.wrapper if counter is not None else ()
+        load_cpus: list[str] = []
+        if args.pin:
+            cpus = os.cpu_count() or 1
+            if cpus < 2:
+                raise SystemExit("--pin needs 2 or more CPUs")
+            extra += ["--cpus", "0"]
+            load_cpus = ["--cpus", f"1-{cpus - 1}"]
+            print(f"pinned: the server on CPU 0, the load processes on CPUs 1-{cpus - 1}")
         server = await Child.spawn("server", "--serve", *extra, wrapper=wrapper)
         info = await server.read(60)
         url, port = info["url"], info["control"]
@@ -876,7 +907,15 @@ async def main_async(args: argparse.Namespace) -> int:
         idle = await control(port, {"op": "stats"})
         for i, group in enumerate(groups):
             child = await Child.spawn(
-                f"load{i}", "--load", "--url", url, "--control", str(port), "--names", *group
+                f"load{i}",
+                "--load",
+                "--url",
+                url,
+                "--control",
+                str(port),
+                *load_cpus,
+                "--names",
+                *group,
             )
             children.append(child)
         if args.spectators_only:
@@ -1149,7 +1188,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     "",
                 )
             )
-        summary(rows, n_tables, duration, len(groups))
+        summary(rows, n_tables, duration, len(groups), args.pin)
         if args.callgrind:
             print("(under valgrind: the times and their verdicts say nothing; the instructions do)")
     return 0 if args.callgrind else status
@@ -1177,6 +1216,12 @@ async def spectators_phase(
         child.ask({"op": "spectate", "seconds": SPECTATE_SECONDS}, SPECTATE_SECONDS + 120),
     )
     end = await control(port, {"op": "stats"})
+    floor = []
+    for _ in range(SPECTATE_SECONDS):  # as many samples as flushes, 0.25 s apart
+        await asyncio.sleep(0.25)
+        floor.append(
+            (await control(port, {"op": "send_floor", "table": SPECTATE_TABLE}))["seconds"]
+        )
     starts = (await control(port, {"op": "flushes", "tables": [SPECTATE_TABLE]}))[SPECTATE_TABLE]
     ends = (await control(port, {"op": "flush_ends", "tables": [SPECTATE_TABLE]}))[SPECTATE_TABLE]
     spans, seen = [], []
@@ -1207,6 +1252,16 @@ async def spectators_phase(
         (
             "  same, until the last spectator held v (one load process decodes them all)",
             f"{ms(percentile(seen, 50))} / {ms(percentile(seen, 99))}",
+            "(info)",
+            "",
+        )
+    )
+    rows.append(
+        (
+            f"  floor: a bare ping frame written to the same {n + 2:,} sockets, p50 / p99; "
+            "flush / floor at p50",
+            f"{ms(percentile(floor, 50))} / {ms(percentile(floor, 99))}; "
+            f"{p50 / percentile(floor, 50):.2f}",
             "(info)",
             "",
         )
@@ -1259,12 +1314,20 @@ def main(argv: list[str] | None = None) -> int:
         help="count the server's instructions per update under valgrind (fan-out only, "
         "10 tables unless --tables; slow, but the same on any load)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="keep the server on CPU 0 and the load processes on the other CPUs, as with "
+        "clients on other machines (needs 2 or more CPUs)",
+    )
+    parser.add_argument("--cpus", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--control", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--names", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    pin(args.cpus)
     if args.serve:
         run(serve_main(args.profile, args.backlog))  # as `statesync serve` runs (uvloop)
         return 0
