@@ -49,6 +49,7 @@ from statesync.protocol.messages import (
     decode_server,
     encode,
 )
+from statesync.protocol.server_session import ServerSession
 from statesync.server.auth import TokenSigner
 from statesync.server.connection import Connection, _binary_frame
 from statesync.server.metrics import CONTENT_TYPE, Metrics
@@ -883,12 +884,16 @@ async def test_a_failure_while_encoding_closes_only_that_connection(
     assert isinstance(await next_message(watcher), Welcome)
     assert isinstance(await next_message(watcher), Snapshot)
 
-    def broken(*args: Any, **kw: Any) -> None:
-        raise RuntimeError("boom")
-
     session = connection_of(ttt, "w-1").session
-    monkeypatch.setattr(session, "update", broken)
-    monkeypatch.setattr(session, "update_message", broken)
+    for name in ("update", "update_message"):  # the session has slots: patch its class
+        original = getattr(ServerSession, name)
+
+        def broken(self: ServerSession, *args: Any, _original: Any = original) -> Any:
+            if self is session:
+                raise RuntimeError("boom")
+            return _original(self, *args)
+
+        monkeypatch.setattr(ServerSession, name, broken)
     await ann.synced(actor)
     assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
     assert (await fatal_error(watcher)).code == codes.INTERNAL

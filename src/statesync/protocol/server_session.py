@@ -131,6 +131,29 @@ class ServerSession:
     ['Opened']
     """
 
+    # Slots: a flush reads this object once per connection, mostly from a cold cache;
+    # its fields inline take fewer cache lines than an instance dict (docs/benchmarks.md,
+    # "Session 7").
+    __slots__ = (
+        "_bucket",
+        "_encoder",
+        "_last_received",
+        "_opened_at",
+        "_out",
+        "_probed",
+        "_verify",
+        "bad_messages",
+        "bytes_sent",
+        "cursor",
+        "due",
+        "epoch",
+        "identity",
+        "limits",
+        "protocol",
+        "state",
+        "version",
+    )
+
     def __init__(
         self,
         verify: Callable[[str, float], tuple[str, str | None]],
