@@ -166,6 +166,8 @@ class Connection:
         "_table_pin",
         "_transport",
         "_wake",
+        "_ws_open",
+        "_ws_watched",
         "closed",
         "limits",
         "metrics",
@@ -222,6 +224,13 @@ class Connection:
         self._held: list[bytes | str] = []
         self._raw = _frame_writer(ws)
         self._protocol = ws.protocol  # its state, without the connection's property per write
+        self._ws_open = True
+        """False once the WebSocket has left the OPEN state (:class:`MessageConnection` says
+        when); read per delivery instead of the protocol object's state, which is one more
+        cold object per connection in a flush."""
+        self._ws_watched = isinstance(ws, MessageConnection)
+        if isinstance(ws, MessageConnection):
+            ws.on_closing(self._ws_closing)
         self._transport = ws.transport
         self._high_water = ws.transport.get_write_buffer_limits()[1]  # set once, at connect
         self._send_queue_max = self.limits.send_queue_max
@@ -556,9 +565,14 @@ class Connection:
             return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
             return False
-        if self._protocol.state is not State.OPEN:
+        if not (self._ws_open if self._ws_watched else self._protocol.state is State.OPEN):
             return False
         return self._transport.get_write_buffer_size() <= self._high_water
+
+    def _ws_closing(self) -> None:
+        """The WebSocket left the OPEN state (a close frame either way, or the TCP connection
+        went): nothing more may be written ahead of the outbox."""
+        self._ws_open = False
 
     def _collect(self, *, note: bool = False) -> None:
         """Send what the session produced (``note``: count refusals and errors it contains,
@@ -827,6 +841,39 @@ class MessageConnection(ServerConnection):
         self._early: list[bytes | str] = []
         self._fragments: list[bytes] = []
         self._text = False
+        self._on_closing: Callable[[], None] | None = None
+
+    def on_closing(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, as soon as the protocol leaves the OPEN state (at once if
+        it has). The state changes only where this class looks: received data (a close
+        frame, or a protocol error), end of file, the lost connection, and :meth:`close`
+        (this server runs no keepalive pings and never calls ``recv``)."""
+        self._on_closing = callback
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if self.protocol.state is not State.OPEN:
+            callback, self._on_closing = self._on_closing, None
+            if callback is not None:
+                callback()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._check_open()
+
+    def eof_received(self) -> None:
+        super().eof_received()
+        self._check_open()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._check_open()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        callback, self._on_closing = self._on_closing, None
+        if callback is not None:
+            callback()  # before the close frame goes out, as nothing may follow it
+        await super().close(code, reason)
 
     def attach(self, on_message: Callable[[bytes | str], None] | None) -> None:
         """Deliver messages to ``on_message`` from now on (those that arrived before
@@ -838,6 +885,7 @@ class MessageConnection(ServerConnection):
                 on_message(message)
 
     def process_event(self, event: WsEvent) -> None:
+        self._check_open()  # a close frame may have come in the same read as this event
         if not isinstance(event, Frame) or event.opcode not in _DATA_OPCODES:
             super().process_event(event)  # the handshake request, control frames
             return
