@@ -36,31 +36,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from statesync import Game, PlayerAction, StateSynchronizer
+from statesync import PlayerAction, StateSynchronizer
 from statesync.games.holdem import Holdem, legal_actions
 from statesync.rng import Rng
 from statesync.store import SQLiteStore
 from statesync.testing.crash import campaign
+from statesync.testing.games import Tally
 
 ACKS_TARGET = 5_000
 LOAD_TARGET_S = 1.0
 PG_URL = os.environ.get("STATESYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-class Counter(Game):
-    """The lightest useful game: each action adds to the player's count and a total."""
-
-    name = "counter"
-
-    def setup(self, players: Any, config: Any, rng: Any) -> dict[str, Any]:
-        return {"game": {"total": 0}, "players": {p: {"n": 0} for p in players}}
-
-    def validate(self, state: Any, action: Any, ctx: Any) -> str | None:
-        return None
-
-    def apply(self, draft: Any, action: Any, ctx: Any) -> None:
-        draft["game"]["total"] += 1
-        draft["players"][action.player_id]["n"] += 1
 
 
 async def open_backend(kind: str, workdir: Path, group: bool, inline: bool = False) -> Any:
@@ -97,7 +82,7 @@ async def counter_loop(table: StateSynchronizer, n: int) -> None:
 
 async def acks_per_second(store: Any, tables: int, per_table: int) -> float:
     syncs = [
-        await StateSynchronizer.create(Counter(), store, f"c{uuid.uuid4().hex[:8]}", players=["p"])
+        await StateSynchronizer.create(Tally(), store, f"c{uuid.uuid4().hex[:8]}", players=["p"])
         for _ in range(tables)
     ]
     start = time.perf_counter()

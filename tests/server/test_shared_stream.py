@@ -10,7 +10,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statesync import Game
 from statesync.actions import PlayerAction
 from statesync.errors import ActionRejected
 from statesync.fanout import RESET_AFTER
@@ -29,25 +28,9 @@ from statesync.protocol.messages import (
 from statesync.protocol.server_session import Opened, ResyncRequested, ServerSession
 from statesync.server.table import TableActor
 from statesync.store import MemoryStore
+from statesync.testing.games import Tally
 
 PLAYERS = [f"p{i}" for i in range(6)]
-
-
-class Tally(Game):
-    """Every ``add`` bumps a public total and the actor's private count: small, steady
-    updates with no snapshots in between (unlike hold'em's deals)."""
-
-    name = "tally"
-
-    def setup(self, players: Any, config: Any, rng: Any) -> dict[str, Any]:
-        return {"game": {"total": 0}, "players": {p: {"n": 0} for p in players}}
-
-    def validate(self, state: Any, action: Any, ctx: Any) -> str | None:
-        return None
-
-    def apply(self, draft: Any, action: Any, ctx: Any) -> None:
-        draft["game"]["total"] += 1
-        draft["players"][action.player_id]["n"] += 1
 
 
 def verify(token: str, now: float) -> tuple[str, str | None]:

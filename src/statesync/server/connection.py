@@ -853,9 +853,13 @@ class MessageConnection(ServerConnection):
 
     def _check_open(self) -> None:
         if self.protocol.state is not State.OPEN:
-            callback, self._on_closing = self._on_closing, None
-            if callback is not None:
-                callback()
+            self._closing()
+
+    def _closing(self) -> None:
+        """Call the ``on_closing`` callback, if it has not been called yet."""
+        callback, self._on_closing = self._on_closing, None
+        if callback is not None:
+            callback()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -870,9 +874,7 @@ class MessageConnection(ServerConnection):
         self._check_open()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        callback, self._on_closing = self._on_closing, None
-        if callback is not None:
-            callback()  # before the close frame goes out, as nothing may follow it
+        self._closing()  # before the close frame goes out, as nothing may follow it
         await super().close(code, reason)
 
     def attach(self, on_message: Callable[[bytes | str], None] | None) -> None:
