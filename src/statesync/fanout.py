@@ -124,6 +124,7 @@ class SplitUpdate:
     its version fields are read per connection."""
 
     __slots__ = (
+        "audience",
         "base_version",
         "chunk",
         "epoch",
@@ -149,6 +150,9 @@ class SplitUpdate:
         very same bytes (a thousand spectators: one encode)."""
         self.frame: bytes | None = None
         """:attr:`message` as a WebSocket frame, likewise made once (by the server)."""
+        self.audience = 1
+        """How many connections the table hands this update to in this flush (a server may
+        share the writes of a large audience out: :mod:`statesync.server.sendpool`)."""
 
     def __repr__(self) -> str:
         return (

@@ -4,6 +4,7 @@
     statesync tables | history | show | diff | replay | compact ... [--db PATH_OR_URL]
     statesync token --table T [--player P | --spectator] [--ttl SECONDS] [--client ID]
     statesync serve [--game M:C] [--db PATH_OR_URL] [--host H] [--port N] [--tick-rate HZ]
+                    [--reconnect-grace SECONDS] [--send-workers N]
     statesync sim [--game all|G,..] [--seeds N] [--start S] [--seed S] [--faults F,..] [--jobs J]
 
 Every command that reads or writes tables takes ``--db``: a SQLite file path (default
@@ -47,6 +48,17 @@ if TYPE_CHECKING:
     from statesync.storage import Store
 
 __all__ = ["main"]
+
+
+def _non_negative(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,6 +141,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="keep a dropped player's seat this long before marking it disconnected (10)",
     )
+    srv.add_argument(
+        "--send-workers",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="helper processes that share the writes of large fan-outs, such as a thousand"
+        " spectators of one table (0: none); worth it with a spare core per worker",
+    )
 
     about = "run the deterministic simulator: seeds of each game under faults, invariants checked"
     sm = sub.add_parser("sim", help=about, description=about)
@@ -157,6 +177,7 @@ async def _serve(args: argparse.Namespace, game: Game, store: Store, signer: Tok
         game_ref=args.game,
         tick_rate=args.tick_rate,
         reconnect_grace=args.reconnect_grace,
+        send_workers=args.send_workers,
     )
     await server.start(args.host, args.port)
     stop = asyncio.Event()
@@ -167,6 +188,8 @@ async def _serve(args: argparse.Namespace, game: Game, store: Store, signer: Tok
     try:
         print(f"statesync serve: {args.game} tables from {args.db} at {server.url}", flush=True)
         print(f"  event loop: {loop_name()} (STATESYNC_EVENT_LOOP=asyncio for the standard one)")
+        if server.pool is not None:
+            print(f"  send workers: {len(server.pool.pids)} (pids {server.pool.pids})")
         print(
             "  get a token with: statesync token --table TABLE --player NAME"
             " (same secret: STATESYNC_SECRET / ./.statesync-secret)",

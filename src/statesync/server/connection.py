@@ -33,6 +33,14 @@ buffer drains, and carries on. The writer also closes the connection (after a fa
 holding its effect may arrive in either order (the protocol allows it), but two updates, or
 two results, are never reordered.
 
+**Send workers.** On a server with a :class:`~statesync.server.sendpool.SendPool`, an update
+the table hands to many connections at once (its ``audience``: a thousand spectators) may be
+written by a worker process instead (:meth:`Connection._send_now`). Until the worker
+answers, nothing else is written to that socket: the connection's own frames and outbox wait,
+and so do the library's pongs and close frames (:meth:`MessageConnection.hold_writes`).
+:meth:`Connection.offload_done` writes whatever part of the frame the worker could not, then
+the rest in order.
+
 **Back-pressure.** The actor's ``send`` callback never blocks: it queues the update (sending
 it at once if the socket takes it) and returns False when
 :attr:`Limits.send_queue_max <statesync.protocol.limits.Limits>` updates are already queued.
@@ -64,7 +72,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
@@ -89,6 +97,7 @@ from statesync.protocol.server_session import (
     ServerSession,
 )
 from statesync.server.registry import RegistryClosedError
+from statesync.server.sendpool import NOT_SENT, UNKNOWN
 from statesync.snapshot import StateDelta, StateSnapshot
 
 if TYPE_CHECKING:
@@ -102,6 +111,7 @@ if TYPE_CHECKING:
     from statesync.server.auth import Claims, TokenSigner
     from statesync.server.metrics import Metrics
     from statesync.server.registry import TableRegistry
+    from statesync.server.sendpool import SendPool
     from statesync.server.table import Subscription, TableActor
 
 __all__ = ["Connection", "MessageConnection"]
@@ -143,15 +153,19 @@ class Connection:
         "_clock",
         "_close_code",
         "_close_reason",
+        "_fd",
         "_frames",
         "_held",
         "_high_water",
         "_in_flight",
         "_input_stopped",
         "_leave",
+        "_offload_waiter",
+        "_offloaded",
         "_opening",
         "_outbox",
         "_peer_gone",
+        "_pool",
         "_probe",
         "_protocol",
         "_queued_updates",
@@ -186,6 +200,7 @@ class Connection:
         metrics: Metrics,
         clock: Callable[[], float],
         table_pin: str | None = None,
+        pool: SendPool | None = None,
     ) -> None:
         self.ws = ws
         self.registry = registry
@@ -234,6 +249,16 @@ class Connection:
         self._transport = ws.transport
         self._high_water = ws.transport.get_write_buffer_limits()[1]  # set once, at connect
         self._send_queue_max = self.limits.send_queue_max
+        self._pool: SendPool | None = None
+        self._fd = -1
+        self._offloaded = False
+        """A send worker is writing a frame to this socket: nothing else may be written to it
+        until :meth:`offload_done`."""
+        self._offload_waiter: asyncio.Future[None] | None = None
+        if pool is not None and self._raw is not None and isinstance(ws, MessageConnection):
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None and ws.transport.get_extra_info("sslcontext") is None:
+                self._pool, self._fd = pool, sock.fileno()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -545,6 +570,16 @@ class Connection:
             frame = update.frame  # the viewer's shared message: framed once for all
             if frame is None:
                 frame = update.frame = _binary_frame(message)
+            pool = self._pool
+            if (
+                pool is not None
+                and update.audience >= pool.min_audience
+                and pool.take(self, self._fd, frame)
+            ):
+                self._offloaded = True
+                cast("MessageConnection", self.ws).hold_writes()
+                self.metrics.sent(1, len(message))
+                return True
         raw = self._raw
         if raw is None:
             self._write_one(message)
@@ -561,7 +596,7 @@ class Connection:
         """Whether a message may be written this instant, ahead of the outbox: nothing is
         queued (frames leave in order), the session and the WebSocket are open, no close was
         requested, and the socket's buffer is below its high-water mark."""
-        if self._outbox or self._frames or self._sending:
+        if self._outbox or self._frames or self._sending or self._offloaded:
             return False
         if self._close_code is not None or self._peer_gone or self.session.state != OPEN:
             return False
@@ -615,6 +650,8 @@ class Connection:
         (a closing connection sends the frames queued so far, nothing more)."""
         if self._sending:
             return True  # called from within the loop below, which sends what was queued
+        if self._offloaded:
+            return True  # offload_done calls again once the worker is done
         self._sending = True
         try:
             frames, outbox, session = self._frames, self._outbox, self.session
@@ -715,6 +752,9 @@ class Connection:
         session = self.session
         frames = self._frames
         while not self._peer_gone:
+            if self._offloaded:
+                await self._offload_settled()
+                continue
             if not self._send_ready():
                 # The buffer is full: send the next frame the way that waits until it drains.
                 frame = frames.pop(0)
@@ -727,6 +767,35 @@ class Connection:
                 self._frames.extend(session.data_to_send())
                 continue
             return
+
+    async def _offload_settled(self) -> None:
+        """Wait until the send worker writing to this socket is done."""
+        waiter = self._offload_waiter
+        if waiter is None:
+            waiter = self._offload_waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
+    def offload_done(self, frame: bytes, written: int) -> None:
+        """The send pool's answer for ``frame`` (see :mod:`statesync.server.sendpool`):
+        ``written`` bytes of it went out. The rest is written here, before anything else, so
+        frames never interleave; a write that failed, or that a dead worker may have begun,
+        drops the connection (the client resumes from the version it holds)."""
+        self._offloaded = False
+        try:
+            if written == UNKNOWN:
+                if not self._peer_gone:
+                    self._write_failed()
+            elif written < len(frame) and not self._peer_gone:
+                self._transport.write(frame if written == NOT_SENT else frame[written:])
+        except Exception:
+            self._write_failed()
+        finally:
+            cast("MessageConnection", self.ws).hold_writes(False)
+            waiter, self._offload_waiter = self._offload_waiter, None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if self._frames or self._outbox:
+            self._kick()
 
     def _deliver(self, item: StateDelta | SplitUpdate | StateSnapshot | _ResultItem) -> None:
         """Have the session encode one outbox item; its frames join :attr:`_frames` (the
@@ -842,6 +911,20 @@ class MessageConnection(ServerConnection):
         self._fragments: list[bytes] = []
         self._text = False
         self._on_closing: Callable[[], None] | None = None
+        self._holding = False
+
+    def hold_writes(self, hold: bool = True) -> None:
+        """While held, what the library itself writes (pongs, close frames) stays in its
+        protocol's buffer; releasing (``hold=False``) writes it. The server holds a
+        connection's writes while a send worker writes to its socket
+        (:mod:`statesync.server.sendpool`), so no two writers interleave."""
+        self._holding = hold
+        if not hold:
+            self.send_data()
+
+    def send_data(self) -> None:
+        if not self._holding:
+            super().send_data()
 
     def on_closing(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once, as soon as the protocol leaves the OPEN state (at once if

@@ -751,8 +751,13 @@ class TableActor:
             if group == target:
                 split = self._share(by_viewer, updates, in_step, behind.get(group, 0))
             for viewer, update in zip(viewers, updates, strict=True):
-                shared = split.get(viewer, update) if split is not None else update
-                for sub in by_viewer[viewer]:
+                members = by_viewer[viewer]
+                mine = split.get(viewer) if split is not None else None
+                shared: StateDelta | SplitUpdate | StateSnapshot = update
+                if mine is not None:
+                    mine.audience = len(members)
+                    shared = mine
+                for sub in members:
                     if not sub.closed:  # an earlier send may have closed it
                         self._deliver(sub, shared if sub.cursor is not None else update)
 

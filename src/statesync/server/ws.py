@@ -69,6 +69,7 @@ from statesync.protocol.limits import Limits
 from statesync.server.connection import Connection, MessageConnection
 from statesync.server.metrics import CONTENT_TYPE, Metrics
 from statesync.server.registry import TableRegistry, TimedStore
+from statesync.server.sendpool import SendPool
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,8 +107,11 @@ class Server:
     (``None``: never). A seat whose player's connection dropped stays as it is for
     ``reconnect_grace`` seconds, and so do the seats a table loaded after a restart marks
     connected: a player back in time finds it untouched, the others are marked disconnected
-    (0: at once; see :mod:`statesync.server.registry`). :attr:`tables` holds the loaded
-    tables by id. Use it as an async context manager, or call :meth:`start` and :meth:`stop`.
+    (0: at once; see :mod:`statesync.server.registry`). ``send_workers`` helper processes
+    take a share of the writes when one update goes to many connections (a thousand
+    spectators; see :mod:`statesync.server.sendpool`); 0, the default, writes everything from
+    this process. :attr:`tables` holds the loaded tables by id. Use it as an async context
+    manager, or call :meth:`start` and :meth:`stop`.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class Server:
         metrics: Metrics | None = None,
         idle_unload: float | None = 300.0,
         reconnect_grace: float = 10.0,
+        send_workers: int = 0,
     ) -> None:
         self.game = game
         self.store = store
@@ -149,6 +154,10 @@ class Server:
         self._stopping = False
         self._stopped: asyncio.Future[None] | None = None
         self._host = ""
+        if send_workers < 0:
+            raise ValueError("send_workers must be 0 or more")
+        self.pool: SendPool | None = SendPool(send_workers) if send_workers else None
+        """The send workers that share out large fan-outs (``send_workers`` > 0), else None."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,6 +172,8 @@ class Server:
         if self._ws is not None or self._stopping:
             raise RuntimeError("a Server can be started once")
         limits = self.limits
+        if self.pool is not None:
+            await self.pool.start()
         self._ws = await serve(
             self._handle,
             host,
@@ -235,6 +246,8 @@ class Server:
         if ws is not None:
             ws.close()
             await ws.wait_closed()
+        if self.pool is not None:
+            await self.pool.close()
 
     async def __aenter__(self) -> Server:
         """Start on ``127.0.0.1:8765``; prefer ``await start(host, port)`` to choose."""
@@ -296,6 +309,7 @@ class Server:
             metrics=self.metrics,
             clock=self.clock,
             table_pin=pin,
+            pool=self.pool,
         )
         _limit_reads(ws)
         if self._stopping:
