@@ -291,9 +291,6 @@ async def serve_main(profile: bool, backlog: int, send_workers: int) -> None:
         original_flush(self)
         flush_cpu[0] += time.thread_time() - started
         flush_ends.setdefault(sync.table_id, {})[sync.version] = time.monotonic()
-        if os.environ.get("XDBG"):
-            t0 = flushes[sync.table_id][sync.version]
-            print("XDBG", sync.version, round((time.monotonic() - t0) * 1e3, 2), file=sys.stderr)
 
     TableActor._flush = timed_flush  # type: ignore[method-assign]
     profiler: Any = None
@@ -313,9 +310,6 @@ async def serve_main(profile: bool, backlog: int, send_workers: int) -> None:
                 table, version = last_flush[0]
                 ends = flush_ends.setdefault(table, {})
                 ends[version] = max(ends.get(version, at), at)
-                if os.environ.get("XDBG"):
-                    t0 = flushes[table][version]
-                    print("XDBG done", version, round((at - t0) * 1e3, 2), file=sys.stderr)
 
         if pool is not None:
             pool.on_done = worker_done

@@ -20,8 +20,9 @@ from websockets.asyncio.client import connect
 
 from statesync.games import TicTacToe
 from statesync.protocol.messages import Pong, encode
+from statesync.server import send_worker
 from statesync.server.connection import _binary_frame
-from statesync.server.sendpool import NOT_SENT, UNKNOWN, SendPool
+from statesync.server.sendpool import NOT_SENT, SHARE, UNKNOWN, SendPool
 from statesync.server.ws import Server
 from statesync.storage import Store
 from statesync.store import SQLiteStore
@@ -70,6 +71,15 @@ def read_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+def take_as(pool: SendPool, who: str, taker: Recorder, fd: int, frame: bytes) -> bool:
+    """``pool.take`` on the turn of ``who``: the ``"worker"`` (one worker) or the server
+    itself (``"local"``). With one worker, turns go worker (SHARE times), then server; this
+    sets the next one."""
+    assert pool.workers == 1
+    pool._turn = {"worker": SHARE, "local": SHARE - 1}[who]
+    return pool.take(taker, fd, frame)
+
+
 @pytest.fixture
 async def pool() -> AsyncIterator[SendPool]:
     p = SendPool(1, min_audience=1)
@@ -88,37 +98,43 @@ def test_a_pool_needs_a_worker_and_a_sane_batch() -> None:
 
 
 async def test_every_socket_gets_the_frame_once(pool: SendPool) -> None:
-    pairs = [tcp_pair() for _ in range(12)]
+    pairs = [tcp_pair() for _ in range(2 * (SHARE + 1))]
     frame = _binary_frame(b"spectate" * 10)
     takers = [Recorder() for _ in pairs]
-    taken = [pool.take(t, s.fileno(), frame) for t, (s, _) in zip(takers, pairs, strict=True)]
-    assert 0 < sum(taken) < len(pairs)  # the server keeps a share for itself
-    for (sender, _), took in zip(pairs, taken, strict=True):
-        if not took:
-            sender.send(frame)  # what the connection does with its own share
-    for t, took in zip(takers, taken, strict=True):
-        if took:
-            await asyncio.wait_for(t.done.wait(), TIMEOUT)
-            assert t.answers == [(frame, len(frame))]
-        else:
-            assert t.answers == []
+    for t, (sender, _) in zip(takers, pairs, strict=True):
+        assert pool.take(t, sender.fileno(), frame)
+        assert t.answers == []  # never from within take
+    for t in takers:
+        await asyncio.wait_for(t.done.wait(), TIMEOUT)
+        assert t.answers == [(frame, len(frame))]
     for sender, receiver in pairs:
         assert read_exactly(receiver, len(frame)) == frame
+        receiver.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            receiver.recv(1)  # once, not twice
         sender.close()
         receiver.close()
-    assert pool.stats["taken"] == sum(taken)
+    assert pool.stats["taken"] == 2 * SHARE  # SHARE of every SHARE + 1 to the worker,
+    assert pool.stats["local"] == 2  # one written by the server itself
 
 
-async def test_a_full_socket_is_reported_with_what_was_written(pool: SendPool) -> None:
-    """A worker's write that does not fit says how much did; that much, and no more, is on
-    the wire, so the connection can write the rest and the stream is whole."""
+async def test_a_frame_too_large_for_a_command_is_left_to_the_caller(pool: SendPool) -> None:
+    sender, receiver = tcp_pair()
+    assert not pool.take(Recorder(), sender.fileno(), b"x" * (send_worker.MAX_COMMAND + 1))
+    sender.close()
+    receiver.close()
+
+
+@pytest.mark.parametrize("who", ["worker", "local"])
+async def test_a_full_socket_is_reported_with_what_was_written(pool: SendPool, who: str) -> None:
+    """A write that does not fit says how much did; that much, and no more, is on the wire,
+    so the connection can write the rest and the stream is whole."""
     sender, receiver = tcp_pair()
     sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     before = fill(sender)
     frame = _binary_frame(bytes(range(256)) * 200)  # 51,204 bytes: more than fits
     taker = Recorder()
-    while not pool.take(taker, sender.fileno(), frame):
-        pass  # the server's own turn: ask again
+    assert take_as(pool, who, taker, sender.fileno(), frame)
     await asyncio.wait_for(taker.done.wait(), TIMEOUT)
     ((_, written),) = taker.answers
     assert 0 <= written < len(frame)
@@ -138,15 +154,15 @@ async def test_a_full_socket_is_reported_with_what_was_written(pool: SendPool) -
     receiver.close()
 
 
-async def test_a_closed_peer_is_reported_as_failed(pool: SendPool) -> None:
+@pytest.mark.parametrize("who", ["worker", "local"])
+async def test_a_closed_peer_is_reported_as_failed(pool: SendPool, who: str) -> None:
     sender, receiver = tcp_pair()
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     receiver.close()  # RST: the next write fails
     await asyncio.sleep(0.05)
     taker = Recorder()
     frame = _binary_frame(b"x")
-    while not pool.take(taker, sender.fileno(), frame):
-        pass
+    assert take_as(pool, who, taker, sender.fileno(), frame)
     await asyncio.wait_for(taker.done.wait(), TIMEOUT)
     assert taker.answers == [(frame, UNKNOWN)]
     sender.close()
@@ -160,15 +176,15 @@ async def test_a_dead_worker_ends_its_takes_and_takes_no_more() -> None:
     pairs = [tcp_pair() for _ in range(4)]
     frame = _binary_frame(b"late")
     takers = [Recorder() for _ in pairs]
-    taken = [p.take(t, s.fileno(), frame) for t, (s, _) in zip(takers, pairs, strict=True)]
+    for t, (s, _) in zip(takers, pairs, strict=True):
+        assert take_as(p, "worker", t, s.fileno(), frame)
     await asyncio.sleep(0)  # the batch goes out
     os.kill(pid, signal.SIGKILL)
-    for t, took in zip(takers, taken, strict=True):
-        if took:
-            await asyncio.wait_for(t.done.wait(), TIMEOUT)
-            assert t.answers == [(frame, UNKNOWN)]  # it may have written: unknown
+    for t in takers:
+        await asyncio.wait_for(t.done.wait(), TIMEOUT)
+        assert t.answers == [(frame, UNKNOWN)]  # it may have written: unknown
     assert p.alive == 0
-    assert not any(p.take(Recorder(), s.fileno(), frame) for s, _ in pairs)
+    assert not take_as(p, "worker", Recorder(), pairs[0][0].fileno(), frame)
     await p.close()
     for s, r in pairs:
         s.close()
@@ -187,8 +203,7 @@ async def test_a_command_that_cannot_be_sent_is_not_written(
     sender, receiver = tcp_pair()
     taker = Recorder()
     frame = _binary_frame(b"y")
-    while not pool.take(taker, sender.fileno(), frame):
-        pass
+    assert take_as(pool, "worker", taker, sender.fileno(), frame)
     await asyncio.wait_for(taker.done.wait(), TIMEOUT)
     assert taker.answers == [(frame, NOT_SENT)]
     assert pool.alive == 1  # a full queue is not a dead worker
