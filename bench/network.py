@@ -1,6 +1,7 @@
 """Networked play: fan-out latency, server cost per update, reconnects and a reconnect storm.
 
     .venv/bin/python bench/network.py [--quick] [--profile] [--fanout-only] [--callgrind]
+                                      [--spectators-only] [--pin] [--send-workers N]
 
 The server (``statesync.server.ws.Server`` on SQLite, in a temp dir, on the event loop
 ``statesync serve`` uses: uvloop where installed) runs in its own process;
@@ -51,6 +52,17 @@ control socket (CPU, RSS, versions and view hashes, flush times).
    matching hash, and the failures. Back within the reconnect grace, nobody's seat changes: a
    client holds the server's state once it is welcomed back to the version it held (or once an
    update brings it there).
+4. **Spectators**: one table, two players acting in turn once a second for 40 s, and
+   ``--spectators`` (1,000) spectators, all in one load process. The server's part is the
+   flush: from its start until the update was handed to every spectator's socket, including
+   the writes of the server's send workers (``--send-workers``, default 1: each worker reports
+   when it finished, and a flush ends with the last of them). With workers, odd versions are
+   shared out and even ones written by the server alone, so both are measured side by side
+   under the same conditions; the verdict is on the shared ones. The workers' CPU and memory
+   count as the server's. While the spectators watch, the load process runs at idle priority
+   (``SCHED_IDLE``), as clients on other machines would: the server's processes get a core
+   whenever they want one. Beside the flush, a *floor*: a bare 2-byte ping frame written by
+   the server process alone to the same sockets, timing only the write loop.
 
 The server's action rate limit is raised (``Limits(actions_per_second=1e6)``) so that one
 client can have 1,000 actions in flight in the reconnect test; everything else is the
