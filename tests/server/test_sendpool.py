@@ -212,6 +212,23 @@ async def test_a_command_that_cannot_be_sent_is_not_written(
     receiver.close()
 
 
+async def test_a_worker_outlives_the_signals_sent_to_a_process_group(pool: SendPool) -> None:
+    """Ctrl-C, ``timeout`` and service managers signal the whole group; the server's
+    graceful stop still needs its workers, which end when the server closes their socket."""
+    (pid,) = pool.pids
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(pid, sig)
+    sender, receiver = tcp_pair()
+    taker = Recorder()
+    frame = _binary_frame(b"still here")
+    assert take_as(pool, "worker", taker, sender.fileno(), frame)
+    await asyncio.wait_for(taker.done.wait(), TIMEOUT)
+    assert taker.answers == [(frame, len(frame))]
+    assert pool.alive == 1
+    sender.close()
+    receiver.close()
+
+
 async def test_close_stops_the_workers() -> None:
     p = SendPool(2)
     await p.start()

@@ -6,7 +6,8 @@ microseconds of kernel time, and threads cannot share that out under the GIL.
 
 Run as ``python send_worker.py FD``, where ``FD`` is its end of an ``AF_UNIX``
 ``SOCK_SEQPACKET`` socket pair (the pool starts it by path, so it imports nothing but the
-standard library). Each command from the server is one packet::
+standard library). Its first packet is ``ready``. Each command from the server is then one
+packet::
 
     u32 command id (little-endian) | the bytes to write
     + SCM_RIGHTS: the sockets to write them to, in order
@@ -17,7 +18,10 @@ server's own, non-blocking), closes its copies of the descriptors, and answers w
     u32 command id | f64 CLOCK_MONOTONIC when the last write returned
     | per socket not written whole, in order: u16 index, i32 bytes written (-1: the write failed)
 
-It exits when the server's end closes. It never reads from a socket and never writes anything
+It exits when the server's end closes, and only then: it ignores SIGINT, SIGTERM and SIGHUP,
+which reach the whole process group when a terminal's Ctrl-C, ``timeout`` or a service
+manager stops the server, so that the server's graceful shutdown can still use it. It never
+reads from a socket and never writes anything
 but the bytes it was given, so the server only has to keep its own writes to those sockets
 out of the way until the answer comes (see :mod:`statesync.server.sendpool`).
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import array
 import os
+import signal
 import socket
 import struct
 import sys
@@ -35,6 +40,8 @@ MAX_FDS = 250
 """Sockets per command (Linux takes at most 253 descriptors in one message)."""
 MAX_COMMAND = 1 << 16
 """Largest command packet: the pool offloads only frames smaller than this."""
+READY = b"ready"
+"""The first packet a worker sends: it is running and ignores the group's signals."""
 COMMAND = struct.Struct("<I")
 ANSWER = struct.Struct("<Id")
 SHORT = struct.Struct("<Hi")
@@ -81,8 +88,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: send_worker.py FD (started by statesync's SendPool)", file=sys.stderr)
         return 2
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     control = socket.socket(fileno=int(argv[1]))
     try:
+        control.send(READY)
         serve(control)
     finally:
         control.close()

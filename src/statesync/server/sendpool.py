@@ -67,6 +67,8 @@ with one worker, this split ended the server's and the worker's parts closest to
 MIN_AUDIENCE: Final = 64
 """Default :attr:`SendPool.min_audience`: below this many receivers of one frame, handing
 writes to another process costs more than it saves."""
+START_TIMEOUT: Final = 10.0
+"""Seconds a worker has to say it is ready."""
 NOT_SENT: Final = -2
 """``offload_done`` value for a take the worker never saw: nothing was written."""
 UNKNOWN: Final = -1
@@ -152,7 +154,8 @@ class SendPool:
         return sum(not lane.dead for lane in self._lanes)
 
     async def start(self) -> None:
-        """Start the workers. Raises :class:`OSError` if a process cannot be started."""
+        """Start the workers and wait until each is ready. Raises :class:`OSError` if one
+        cannot be started (those already started are stopped)."""
         if self._loop is not None:
             raise RuntimeError("a SendPool can be started once")
         self._loop = loop = asyncio.get_running_loop()
@@ -176,6 +179,13 @@ class SendPool:
             ours.setblocking(False)
             lane = _Lane(index, process, ours)
             self._lanes.append(lane)
+            try:
+                ready = await asyncio.wait_for(loop.sock_recv(ours, 16), START_TIMEOUT)
+            except (OSError, TimeoutError):
+                ready = b""
+            if ready != send_worker.READY:
+                await self.close(grace=0.1)
+                raise OSError(f"statesync send worker {index} did not start")
             loop.add_reader(ours.fileno(), self._answered, lane)
 
     def take(self, conn: Taker, fd: int, frame: bytes) -> bool:
