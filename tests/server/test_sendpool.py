@@ -20,13 +20,13 @@ from websockets.asyncio.client import connect
 
 from statesync.games import TicTacToe
 from statesync.protocol.messages import Pong, encode
-from statesync.server import send_worker
+from statesync.server import send_worker, sendpool
 from statesync.server.connection import _binary_frame
 from statesync.server.sendpool import NOT_SENT, SHARE, UNKNOWN, SendPool
 from statesync.server.ws import Server
 from statesync.storage import Store
 from statesync.store import SQLiteStore
-from tests.server.test_ws import TIMEOUT, Peer, connection_of, serve, token
+from tests.server.test_ws import SIGNER, TIMEOUT, Peer, connection_of, serve, token
 
 
 class Recorder:
@@ -227,6 +227,40 @@ async def test_a_worker_outlives_the_signals_sent_to_a_process_group(pool: SendP
     assert pool.alive == 1
     sender.close()
     receiver.close()
+
+
+async def test_a_stuck_worker_is_killed_and_its_takes_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = SendPool(1, min_audience=1)
+    await p.start()
+    (pid,) = p.pids
+    os.kill(pid, signal.SIGSTOP)  # stuck: alive, answering nothing
+    sender, receiver = tcp_pair()
+    taker = Recorder()
+    frame = _binary_frame(b"stuck")
+    assert take_as(p, "worker", taker, sender.fileno(), frame)
+    await asyncio.sleep(0.01)
+    p.check()  # not yet STUCK_AFTER seconds: nothing happens
+    await asyncio.sleep(0.05)
+    assert p.alive == 1 and taker.answers == []
+    monkeypatch.setattr(sendpool, "STUCK_AFTER", 0.0)
+    p.check()
+    await asyncio.wait_for(taker.done.wait(), TIMEOUT)
+    assert taker.answers == [(frame, UNKNOWN)]
+    assert p.alive == 0
+    await p.close()
+    sender.close()
+    receiver.close()
+
+
+async def test_a_server_that_cannot_listen_stops_its_workers(store: Store) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        server = Server(TicTacToe(), store, SIGNER, send_workers=1)
+        with pytest.raises(OSError, match="in use"):
+            await server.start(port=taken.getsockname()[1])
+    assert server.pool is not None
+    assert all(lane.process.returncode is not None for lane in server.pool._lanes)
 
 
 async def test_close_stops_the_workers() -> None:

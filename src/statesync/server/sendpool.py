@@ -67,6 +67,9 @@ with one worker, this split ended the server's and the worker's parts closest to
 MIN_AUDIENCE: Final = 64
 """Default :attr:`SendPool.min_audience`: below this many receivers of one frame, handing
 writes to another process costs more than it saves."""
+STUCK_AFTER: Final = 5.0
+"""Seconds after which a command still unanswered means its worker is stuck
+(:meth:`SendPool.check`): a command's writes never block, so it takes milliseconds."""
 START_TIMEOUT: Final = 10.0
 """Seconds a worker has to say it is ready."""
 NOT_SENT: Final = -2
@@ -129,8 +132,9 @@ class SendPool:
         self._lanes: list[_Lane] = []
         self._turn = 0
         self._next_command = 0
-        self._pending: dict[int, tuple[_Lane, bytes, list[Taker]]] = {}
-        """Commands sent and not answered: lane, frame, connections in order."""
+        self._pending: dict[int, tuple[_Lane, bytes, list[Taker], float]] = {}
+        """Commands sent and not answered: lane, frame, connections in order, and when the
+        command was sent (``time.monotonic()``)."""
         self._drained = asyncio.Event()
         """Set while no command is waiting for its answer."""
         self._drained.set()
@@ -264,7 +268,7 @@ class SendPool:
             self._loop_call(conns, frame, NOT_SENT)
             return
         self.stats["commands"] += 1
-        self._pending[command] = (lane, frame, conns)
+        self._pending[command] = (lane, frame, conns, time.monotonic())
         self._drained.clear()
 
     def _loop_call(self, conns: list[Taker], frame: bytes, written: int) -> None:
@@ -290,7 +294,7 @@ class SendPool:
         if entry is None:  # pragma: no cover - the worker answers only what it was sent
             log.error("send worker %d answered an unknown command %d", lane.index, command)
             return
-        _, frame, conns = entry
+        _, frame, conns, _ = entry
         if not self._pending:
             self._drained.set()
         short: dict[int, int] = {}
@@ -320,12 +324,22 @@ class SendPool:
         lane.conns, lane.fds, lane.frame = [], [], None
         if unsent and frame is not None:
             self._loop_call(unsent, frame, NOT_SENT)
-        for command, (owner, sent, conns) in list(self._pending.items()):
+        for command, (owner, sent, conns, _) in list(self._pending.items()):
             if owner is lane:
                 del self._pending[command]
                 self._loop_call(conns, sent, UNKNOWN)
         if not self._pending:
             self._drained.set()
+
+    def check(self) -> None:
+        """Kill a worker that has left a command unanswered for :data:`STUCK_AFTER` seconds
+        (its writes never block, so it is stuck); its end is then handled as any worker's
+        death. The server calls this every second."""
+        now = time.monotonic()
+        for lane, _, _, sent in list(self._pending.values()):
+            if now - sent > STUCK_AFTER and not lane.dead and lane.process.returncode is None:
+                log.error("statesync send worker %d is stuck: killing it", lane.index)
+                lane.process.kill()
 
     async def close(self, grace: float = 5.0) -> None:
         """Let the workers answer what they were sent (for up to ``grace`` seconds each step),

@@ -168,24 +168,30 @@ class Server:
         ``backlog`` is the listen queue: large enough for a reconnect storm (asyncio's
         default of 100 makes the kernel drop SYNs when hundreds of clients come back at once,
         and each of those waits a full second to retry). Raises :class:`RuntimeError` if the
-        server was started before, and :class:`OSError` if the address cannot be bound."""
+        server was started before, and :class:`OSError` if the address cannot be bound or a
+        send worker cannot be started (then none is left running)."""
         if self._ws is not None or self._stopping:
             raise RuntimeError("a Server can be started once")
         limits = self.limits
         if self.pool is not None:
             await self.pool.start()
-        self._ws = await serve(
-            self._handle,
-            host,
-            port,
-            process_request=self._route,
-            max_size=4 * limits.max_message_bytes,
-            ping_interval=None,
-            create_connection=MessageConnection,
-            compression=None,
-            logger=log,
-            backlog=backlog,
-        )
+        try:
+            self._ws = await serve(
+                self._handle,
+                host,
+                port,
+                process_request=self._route,
+                max_size=4 * limits.max_message_bytes,
+                ping_interval=None,
+                create_connection=MessageConnection,
+                compression=None,
+                logger=log,
+                backlog=backlog,
+            )
+        except BaseException:
+            if self.pool is not None:
+                await self.pool.close()
+            raise
         self._host = host
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
 
@@ -278,6 +284,8 @@ class Server:
             await asyncio.sleep(TICK_INTERVAL)
             try:
                 self.tick()
+                if self.pool is not None:
+                    self.pool.check()
                 await self._registry.unload_idle()
                 await self._registry.release_absent()
             except Exception:  # pragma: no cover - Connection.tick catches its own
