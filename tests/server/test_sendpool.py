@@ -14,6 +14,7 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -345,6 +346,41 @@ async def test_a_short_write_is_finished_first_then_what_waited(store: Store) ->
     assert watcher.raw[seen] == encode(Pong(7))
     assert len(watcher.raw) > seen + 1  # then the update that waited
     for peer in (ann, bob, watcher):
+        await peer.close()
+    await server.stop()
+
+
+async def test_a_socket_with_bytes_waiting_in_its_buffer_is_not_shared_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker writes to the socket itself, past the transport's buffer: a frame handed to
+    it while older bytes wait there would overtake them."""
+    server = await pooled(store)
+    assert server.pool is not None
+    ann = Peer(server, token("b", "ann"), "ann-1")
+    bob = Peer(server, token("b", "bob"), "bob-1")
+    watchers = [Peer(server, token("b", None), f"w-{i}") for i in range(4)]
+    for peer in (ann, bob, *watchers):
+        await peer.connect()
+    actor = server.tables["b"]
+    for peer in watchers:
+        await peer.synced(actor)
+    busy = connection_of(server, "w-0")
+    monkeypatch.setattr(busy._transport, "get_write_buffer_size", lambda: 1)  # below high water
+    offered = []
+    real_take = server.pool.take
+
+    def take(conn: Any, fd: int, frame: bytes) -> bool:
+        offered.append(conn)
+        return real_take(conn, fd, frame)
+
+    monkeypatch.setattr(server.pool, "take", take)
+    assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
+    for peer in (ann, bob, *watchers):
+        await peer.synced(actor)
+    assert busy not in offered
+    assert len(offered) == len(watchers) - 1
+    for peer in (ann, bob, *watchers):
         await peer.close()
     await server.stop()
 

@@ -574,7 +574,8 @@ class Connection:
             if (
                 pool is not None
                 and update.audience >= pool.min_audience
-                and pool.take(self, self._fd, frame)
+                and not self._transport.get_write_buffer_size()  # a worker writes the socket
+                and pool.take(self, self._fd, frame)  # itself: nothing may be waiting ahead
             ):
                 self._offloaded = True
                 cast("MessageConnection", self.ws).hold_writes()

@@ -10,8 +10,9 @@ docs/benchmarks.md ("Session 8").
 How a frame is shared out:
 
 * A :class:`~statesync.server.connection.Connection` offers a frame through :meth:`take`
-  only when the frame goes to at least :attr:`SendPool.min_audience` connections, its own
-  socket has nothing queued, and nothing else is written to it meanwhile. Of every
+  only when the frame goes to at least :attr:`SendPool.min_audience` connections and nothing
+  is queued for its socket, not even in the transport's buffer (a worker writes to the socket
+  itself: its frame would overtake those bytes); nothing else is written to it meanwhile. Of every
   ``SHARE * workers + 1`` such offers the server keeps one for itself and passes the others
   to the workers in turn (:data:`SHARE`: the server also does every connection's own work).
   The server writes its share after the flush, once every batch is on its way, so the
@@ -198,8 +199,8 @@ class SendPool:
         is too large for a command, or the worker whose turn it is has died). After True,
         ``conn.offload_done`` is called exactly once, later, never from within this call."""
         lanes = self._lanes
-        if len(frame) > send_worker.MAX_COMMAND:
-            return False
+        if not lanes or len(frame) > send_worker.MAX_COMMAND:
+            return False  # not started, or too large
         turn = self._turn = (self._turn + 1) % (SHARE * len(lanes) + 1)
         if turn == SHARE * len(lanes):
             self._local.append((conn, fd, frame))
