@@ -24,6 +24,7 @@ from statesync.protocol.messages import Pong, encode
 from statesync.server import send_worker, sendpool
 from statesync.server.connection import _binary_frame
 from statesync.server.sendpool import NOT_SENT, SHARE, UNKNOWN, SendPool
+from statesync.server.table import TableActor
 from statesync.server.ws import Server
 from statesync.storage import Store
 from statesync.store import SQLiteStore
@@ -289,15 +290,26 @@ async def pooled(store: Store) -> Server:
     return server
 
 
+async def seat(
+    server: Server, table: str, watchers: int
+) -> tuple[Peer, Peer, list[Peer], TableActor]:
+    """Players ``ann`` and ``bob`` and ``watchers`` spectators (``w-0``...), connected to
+    ``table`` in that order, the spectators in sync; and the table's actor."""
+    ann = Peer(server, token(table, "ann"), "ann-1")
+    bob = Peer(server, token(table, "bob"), "bob-1")
+    spectators = [Peer(server, token(table, None), f"w-{i}") for i in range(watchers)]
+    for peer in (ann, bob, *spectators):
+        await peer.connect()
+    actor = server.tables[table]
+    for peer in spectators:
+        await peer.synced(actor)
+    return ann, bob, spectators, actor
+
+
 async def test_spectators_served_through_a_worker_stay_in_sync(store: Store) -> None:
     server = await pooled(store)
     assert server.pool is not None
-    ann = Peer(server, token("t", "ann"), "ann-1")
-    bob = Peer(server, token("t", "bob"), "bob-1")
-    watchers = [Peer(server, token("t", None), f"w-{i}") for i in range(6)]
-    for peer in (ann, bob, *watchers):
-        await peer.connect()
-    actor = server.tables["t"]
+    ann, bob, watchers, actor = await seat(server, "t", 6)
     for peer, cell in ((ann, 0), (bob, 4), (ann, 8), (bob, 2), (ann, 6)):
         await peer.synced(actor)
         assert (await peer.result(await peer.act("place", {"cell": cell}))).ok
@@ -319,14 +331,8 @@ async def test_a_short_write_is_finished_first_then_what_waited(store: Store) ->
     library's answers wait; when the worker says it wrote part of its frame, the rest goes
     first, then the rest in order, so the client reads whole frames."""
     server = await pooled(store)
-    ann = Peer(server, token("h", "ann"), "ann-1")
-    bob = Peer(server, token("h", "bob"), "bob-1")
-    watcher = Peer(server, token("h", None), "w-1")
-    for peer in (ann, bob, watcher):
-        await peer.connect()
-    actor = server.tables["h"]
-    await watcher.synced(actor)
-    conn = connection_of(server, "w-1")
+    ann, bob, (watcher,), actor = await seat(server, "h", 1)
+    conn = connection_of(server, "w-0")
     frame = _binary_frame(encode(Pong(7)))
     # As if a worker had taken the socket and written 3 bytes of ``frame`` so far.
     conn._offloaded = True
@@ -357,14 +363,7 @@ async def test_a_socket_with_bytes_waiting_in_its_buffer_is_not_shared_out(
     it while older bytes wait there would overtake them."""
     server = await pooled(store)
     assert server.pool is not None
-    ann = Peer(server, token("b", "ann"), "ann-1")
-    bob = Peer(server, token("b", "bob"), "bob-1")
-    watchers = [Peer(server, token("b", None), f"w-{i}") for i in range(4)]
-    for peer in (ann, bob, *watchers):
-        await peer.connect()
-    actor = server.tables["b"]
-    for peer in watchers:
-        await peer.synced(actor)
+    ann, bob, watchers, actor = await seat(server, "b", 4)
     busy = connection_of(server, "w-0")
     monkeypatch.setattr(busy._transport, "get_write_buffer_size", lambda: 1)  # below high water
     offered = []
@@ -388,14 +387,7 @@ async def test_a_socket_with_bytes_waiting_in_its_buffer_is_not_shared_out(
 async def test_a_dead_worker_costs_its_connections_a_reconnect(store: Store) -> None:
     server = await pooled(store)
     assert server.pool is not None
-    ann = Peer(server, token("d", "ann"), "ann-1")
-    bob = Peer(server, token("d", "bob"), "bob-1")
-    watchers = [Peer(server, token("d", None), f"w-{i}") for i in range(6)]
-    for peer in (ann, bob, *watchers):
-        await peer.connect()
-    actor = server.tables["d"]
-    for peer in watchers:
-        await peer.synced(actor)
+    ann, bob, watchers, actor = await seat(server, "d", 6)
     (pid,) = server.pool.pids
     os.kill(pid, signal.SIGSTOP)
     assert (await ann.result(await ann.act("place", {"cell": 0}))).ok
