@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from statesync.server.table import TableActor
 from statesync.server.ws import Server
 from statesync.storage import Store
 from statesync.store import SQLiteStore
+from statesync.testing.games import Tally
 from tests.server.test_ws import SIGNER, TIMEOUT, Peer, connection_of, serve, token
 
 
@@ -434,3 +436,48 @@ def test_serve_refuses_a_negative_worker_count(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--db", str(tmp_path / "x.db"), "--send-workers", "-1"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_spectators_stay_in_sync_through_drops_stalls_and_a_stopped_worker(
+    store: Store, seed: int
+) -> None:
+    """A seeded mix: players act; spectators drop and resume, or stop reading for a while;
+    the worker is stopped and continued. Every client ends on the table's view, byte for
+    byte, with no desync."""
+    rng = random.Random(seed)
+    server = await serve(Tally(), store, send_workers=1)
+    pool = server.pool
+    assert pool is not None
+    pool.min_audience = 3
+    ann, bob, watchers, actor = await seat(server, "r", 8)
+    (pid,) = pool.pids
+
+    async def act() -> None:
+        player = rng.choice((ann, bob))
+        assert (await player.result(await player.act("add"))).ok
+
+    for _ in range(40):
+        roll = rng.random()
+        if roll < 0.5:
+            await act()
+        elif roll < 0.65:
+            peer = rng.choice(watchers)
+            assert peer.ws is not None
+            peer.ws.transport.abort()  # the connection drops (a closing handshake would wait
+            peer.session.disconnected()  # for a client whose reading is paused)
+            await peer.connect()  # resumes from the version it holds
+        elif roll < 0.75:
+            os.kill(pid, signal.SIGSTOP)  # its sockets wait, and so do their updates
+            for _ in range(rng.randint(1, 3)):
+                await act()
+            os.kill(pid, signal.SIGCONT)
+        else:
+            await rng.choice(watchers).synced(actor)  # the others read nothing meanwhile
+    for peer in (ann, bob, *watchers):
+        await peer.synced(actor)
+    assert pool.stats["taken"] > 0
+    assert pool.alive == 1
+    for peer in (ann, bob, *watchers):
+        await peer.close()
+    await server.stop()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class Tally(Game):
     """Every action bumps a public total and the acting player's private count: small,
     steady updates that differ per player, and no snapshots in between (unlike hold'em's
-    deals). Any action type is accepted."""
+    deals). Any action type is accepted, and players may join over a server."""
 
     name = "tally"
 
@@ -31,3 +31,9 @@ class Tally(Game):
     def apply(self, draft: Any, action: PlayerAction, ctx: Context) -> None:
         draft["game"]["total"] += 1
         draft["players"][action.player_id]["n"] += 1
+
+    def join(self, draft: Any, player_id: str, ctx: Context) -> str | None:
+        refused = super().join(draft, player_id, ctx)
+        if refused is None:
+            draft["players"][player_id] = {"n": 0}
+        return refused
