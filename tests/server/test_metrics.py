@@ -81,6 +81,9 @@ def test_fresh_metrics_render_every_family() -> None:
         "statesync_seats_away": "gauge",
         "statesync_seats_released_total": "counter",
         "statesync_bad_messages_total": "counter",
+        "statesync_send_workers": "gauge",
+        "statesync_send_worker_writes_total": "counter",
+        "statesync_send_worker_failures_total": "counter",
         "statesync_store_latency_seconds": "histogram",
     }
     labeled = ("statesync_bad_messages_total", "statesync_store_latency_seconds")

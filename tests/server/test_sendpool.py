@@ -318,6 +318,9 @@ async def test_spectators_served_through_a_worker_stay_in_sync(store: Store) -> 
     for peer in (ann, bob, *watchers):
         await peer.synced(actor)  # the view byte for byte, its hash, no desync
     assert server.pool.stats["taken"] >= 5  # the workers wrote some of every update
+    assert server.metrics.value("send_workers") == 1
+    assert server.metrics.value("send_worker_writes_total") == server.pool.stats["taken"]
+    assert server.metrics.value("send_worker_failures_total") == 0
     frames = [f for peer in (ann, bob, *watchers) for f in peer.raw]
     assert server.metrics.value("messages_sent_total") == len(frames)
     assert server.metrics.value("bytes_sent_total") == sum(map(len, frames))
@@ -409,6 +412,8 @@ async def test_a_dead_worker_costs_its_connections_a_reconnect(store: Store) -> 
             await peer.connect()  # resumes from the version it holds
         await peer.synced(actor)
     assert server.pool.alive == 0
+    assert server.metrics.value("send_workers") == 0
+    assert server.metrics.value("send_worker_failures_total") == 1
     assert (await bob.result(await bob.act("place", {"cell": 4}))).ok
     for peer in (ann, bob, *watchers):
         await peer.synced(actor)  # the server writes everything itself now

@@ -78,6 +78,11 @@ _SPECS: dict[str, _Spec] = {
     "bad_messages_total": _Spec(
         "counter", "Messages from clients refused, by error code.", ("code",)
     ),
+    "send_workers": _Spec("gauge", "Send workers serving (serve --send-workers)."),
+    "send_worker_writes_total": _Spec("counter", "Socket writes done by send workers."),
+    "send_worker_failures_total": _Spec(
+        "counter", "Send workers that died, or were killed for being stuck."
+    ),
     "store_latency_seconds": _Spec("histogram", "Time to make a batch of actions durable."),
 }
 

@@ -52,6 +52,8 @@ from statesync.server import send_worker
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from statesync.server.metrics import Metrics
+
 __all__ = ["SendPool", "Taker"]
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,8 @@ class SendPool:
     receive it in one flush; ``batch``: sockets per command to a worker.
 
     ``on_done`` (for benchmarks) is called with the time (``time.monotonic()``) at which a
-    worker finished each command."""
+    worker finished each command. ``metrics``, when given, has ``send_workers`` (serving),
+    ``send_worker_writes_total`` and ``send_worker_failures_total`` kept current."""
 
     def __init__(
         self,
@@ -121,6 +124,7 @@ class SendPool:
         min_audience: int = MIN_AUDIENCE,
         batch: int = BATCH,
         on_done: Callable[[float], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("a SendPool needs at least one worker")
@@ -130,6 +134,7 @@ class SendPool:
             raise ValueError(f"batch must be from 1 to {send_worker.MAX_FDS}")
         self.batch = batch
         self.on_done = on_done
+        self.metrics = metrics
         self._lanes: list[_Lane] = []
         self._turn = 0
         self._next_command = 0
@@ -192,6 +197,8 @@ class SendPool:
                 await self.close(grace=0.1)
                 raise OSError(f"statesync send worker {index} did not start")
             loop.add_reader(ours.fileno(), self._answered, lane)
+        if self.metrics is not None:
+            self.metrics.set("send_workers", len(self._lanes))
 
     def take(self, conn: Taker, fd: int, frame: bytes) -> bool:
         """Have ``frame`` written to socket ``fd`` of ``conn`` by a worker, or by this process
@@ -302,6 +309,8 @@ class SendPool:
         for index, written in send_worker.SHORT.iter_unpack(packet[send_worker.ANSWER.size :]):
             short[index] = written
         self.stats["short"] += len(short)
+        if self.metrics is not None:
+            self.metrics.inc("send_worker_writes_total", len(conns))
         size = len(frame)
         for i, conn in enumerate(conns):
             try:
@@ -319,6 +328,10 @@ class SendPool:
         lane.dead = True
         if not self._closed:
             log.error("statesync send worker %d stopped (%s)", lane.index, error or "closed")
+            if self.metrics is not None:
+                self.metrics.inc("send_worker_failures_total")
+        if self.metrics is not None:
+            self.metrics.set("send_workers", self.alive)
         assert self._loop is not None
         self._loop.remove_reader(lane.sock.fileno())
         unsent, frame = lane.conns, lane.frame

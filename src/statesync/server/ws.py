@@ -42,9 +42,10 @@ spectator); ``bytes_sent_total`` and ``messages_sent_total`` (every frame, as en
 ``bad_messages_total{code}`` (every ``Error`` sent in answer to client input, and
 ``server/internal`` for failures of the server); ``desyncs_detected_total`` (``Resync``
 requests) and ``resyncs_total`` (snapshots sent for them, or because an update did not fit
-the wire format); ``reconnects_total`` (``Hello`` with a version held); and
-``store_latency_seconds``, measured by wrapping the store in a
-:class:`~statesync.server.registry.TimedStore` that times each ``append`` (one
+the wire format); ``reconnects_total`` (``Hello`` with a version held); ``send_workers``,
+``send_worker_writes_total`` and ``send_worker_failures_total`` (see
+:mod:`statesync.server.sendpool`); and ``store_latency_seconds``, measured by wrapping the
+store in a :class:`~statesync.server.registry.TimedStore` that times each ``append`` (one
 group-committed batch).
 
 Shutdown (:meth:`Server.stop`) is graceful: stop accepting, stop reading, let every table
@@ -156,7 +157,9 @@ class Server:
         self._host = ""
         if send_workers < 0:
             raise ValueError("send_workers must be 0 or more")
-        self.pool: SendPool | None = SendPool(send_workers) if send_workers else None
+        self.pool: SendPool | None = (
+            SendPool(send_workers, metrics=self.metrics) if send_workers else None
+        )
         """The send workers that share out large fan-outs (``send_workers`` > 0), else None."""
 
     # ------------------------------------------------------------------ lifecycle
