@@ -11,26 +11,30 @@ How a frame is shared out:
 
 * A :class:`~statesync.server.connection.Connection` offers a frame through :meth:`take`
   only when the frame goes to at least :attr:`SendPool.min_audience` connections and nothing
-  is queued for its socket, not even in the transport's buffer (a worker writes to the socket
-  itself: its frame would overtake those bytes); nothing else is written to it meanwhile. Of every
-  ``SHARE * workers + 1`` such offers the server keeps one for itself and passes the others
-  to the workers in turn (:data:`SHARE`: the server also does every connection's own work).
-  The server writes its share after the flush, once every batch is on its way, so the
-  workers start as early as they can.
-* The pool batches a lane's takes per frame (up to :data:`~statesync.server.send_worker.
-  MAX_FDS` sockets) and sends each batch as soon as it is full, the rest once the current
-  callback returns (``call_soon``), with the sockets' descriptors attached (``SCM_RIGHTS``):
-  the worker holds them only while it writes, so a socket the server closes is not kept open.
+  is queued for its socket, not even in the transport's buffer (a worker writes to the
+  socket itself: its frame would overtake those bytes). Of every ``SHARE * workers + 1``
+  such offers the server keeps one for itself and passes the others to the workers in turn
+  (:data:`SHARE`: the server also does every connection's own work). The server writes its
+  share after the flush, once every batch is on its way, so the workers start as early as
+  they can.
+* The pool batches a lane's takes per frame (:attr:`SendPool.batch` sockets, 50 by default)
+  and sends each batch as soon as it is full, the rest once the current callback returns
+  (``call_soon``), with the sockets' descriptors attached (``SCM_RIGHTS``): the worker holds
+  them only while it writes, so a socket the server closes is not kept open.
 * Until the worker answers, the connection writes nothing to that socket (its own frames
   wait, and so do the WebSocket library's: :meth:`MessageConnection.hold_writes
   <statesync.server.connection.MessageConnection.hold_writes>`). The answer says which
   writes fell short; the connection writes the rest of the frame itself, first, so frames
   never interleave (see :meth:`Connection.offload_done
   <statesync.server.connection.Connection.offload_done>`).
-* A worker that dies, or a command that cannot be sent, ends its takes as not written at all:
-  the connections write the frame themselves if the worker cannot have, and drop the
-  connection (the client resumes from its version) when it may have written part of it.
-  A dead worker's lane takes nothing more; the server logs it.
+* A command that cannot be sent (the worker is behind) ends its takes as not written: the
+  connections write the frame themselves. A worker that dies, or that :meth:`check` kills
+  because a command has waited :data:`STUCK_AFTER` seconds, ends the takes it was sent as
+  unknown: it may have written part of a frame, so those connections are dropped and their
+  clients resume from the versions they hold. A dead worker's lane takes nothing more; the
+  server logs it and counts it in ``send_worker_failures_total``. Workers ignore the
+  signals a process group gets (Ctrl-C, ``timeout``, a service manager) and end when the
+  server closes their socket, so a graceful stop can still use them.
 
 The pool is the server's: :meth:`start` when the server starts, :meth:`close` after the last
 connection has closed.
