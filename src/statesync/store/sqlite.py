@@ -19,13 +19,14 @@
   jobs waiting (group commit).
 
 >>> import asyncio, tempfile, os
->>> async def main() -> list[object]:
-...     store = await SQLiteStore.open(os.path.join(tempfile.mkdtemp(), "t.db"))
+>>> async def main(folder: str) -> list[object]:
+...     store = await SQLiteStore.open(os.path.join(folder, "t.db"))
 ...     try:
 ...         return await store.tables()
 ...     finally:
 ...         await store.close()
->>> asyncio.run(main())
+>>> with tempfile.TemporaryDirectory() as folder:
+...     asyncio.run(main(folder))
 []
 """
 
