@@ -93,7 +93,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from statesync import Game, reasons
+from statesync import reasons
 from statesync.client import Backoff, Table
 from statesync.hashing import state_hash
 from statesync.protocol.client_session import Welcomed
@@ -101,7 +101,7 @@ from statesync.protocol.limits import Limits
 from statesync.server.auth import TokenSigner
 from statesync.server.runner import run
 from statesync.server.sendpool import MIN_AUDIENCE
-from statesync.server.sendpool import cpu_seconds as worker_cpu
+from statesync.testing.games import Tally
 
 SECRET = b"statesync-bench-network-shared-secret"
 PLAYERS = [f"p{i}" for i in range(int(os.environ.get("STATESYNC_BENCH_PLAYERS", "10")))]
@@ -122,17 +122,17 @@ PING_FRAME = b"\x89\x00"  # a WebSocket ping with no payload (RFC 6455, 5.5.2)
 SCRIPT = str(Path(__file__).resolve())
 
 
-class Counter(Game):
+class Counter(Tally):
     """A light chat-like game: every ``add`` bumps a public total, records who said what
-    last, and bumps the actor's private count (so every player's view differs)."""
+    last, and bumps the actor's private count (so every player's view differs). Players
+    join as in :class:`~statesync.testing.games.Tally`."""
 
     name = "bench-counter"
 
     def setup(self, players: Any, config: Any, rng: Any) -> dict[str, Any]:
-        return {
-            "game": {"total": 0, "last": None},
-            "players": {p: {"n": 0} for p in players},
-        }
+        state = super().setup(players, config, rng)
+        state["game"]["last"] = None
+        return state
 
     def validate(self, state: Any, action: Any, ctx: Any) -> str | None:
         return None if action.type == "add" else reasons.UNKNOWN_TYPE
@@ -144,12 +144,6 @@ class Counter(Game):
         game["last"] = {"by": action.player_id, "text": str(payload.get("text", ""))}
         draft["players"][action.player_id]["n"] += 1
 
-    def join(self, draft: Any, player_id: str, ctx: Any) -> str | None:
-        refused = super().join(draft, player_id, ctx)
-        if refused is None:
-            draft["players"][player_id] = {"n": 0}
-        return refused
-
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -160,8 +154,8 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def rss_kb() -> int:
-    with open("/proc/self/status") as f:
+def rss_kb(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
@@ -171,32 +165,30 @@ def rss_kb() -> int:
 def cpu_seconds(helpers: Sequence[int] = ()) -> float:
     """CPU seconds of this process and of the ``helpers`` (the server's send workers)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime + sum(worker_cpu(pid) for pid in helpers)
+    return ru.ru_utime + ru.ru_stime + sum(proc_cpu(f"/proc/{pid}/stat")[1] for pid in helpers)
 
 
-def rss_of(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def proc_cpu(path: str) -> tuple[str, float]:
+    """The name and the CPU seconds so far (user + system; clock ticks, so 10 ms resolution)
+    in the ``/proc`` stat file ``path`` of a process or a thread."""
+    with open(path) as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu() -> dict[str, float]:
     """CPU seconds of each thread of this process, by thread name (``main`` for the event
-    loop's thread; clock ticks, so 10 ms resolution)."""
-    tick = os.sysconf("SC_CLK_TCK")
+    loop's thread)."""
     out: dict[str, float] = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                stat = f.read()
+            name, seconds = proc_cpu(f"/proc/self/task/{tid}/stat")
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
         key = "main" if int(tid) == os.getpid() else name
-        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[key] = out.get(key, 0.0) + seconds
     return out
 
 
@@ -332,7 +324,7 @@ async def serve_main(profile: bool, backlog: int, send_workers: int) -> None:
             op = req["op"]
             if op == "stats":
                 return {
-                    "rss_kb": rss_kb() + sum(rss_of(pid) for pid in helpers),
+                    "rss_kb": rss_kb() + sum(rss_kb(pid) for pid in helpers),
                     "cpu": cpu_seconds(helpers),
                     "user": resource.getrusage(resource.RUSAGE_SELF).ru_utime,
                     "threads": thread_cpu(),

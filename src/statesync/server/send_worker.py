@@ -45,12 +45,25 @@ READY = b"ready"
 COMMAND = struct.Struct("<I")
 ANSWER = struct.Struct("<Id")
 SHORT = struct.Struct("<Hi")
+FAILED = -1
+"""Bytes written, in an answer, for a write that failed."""
+
+
+def write_once(fd: int, data: bytes | memoryview) -> int:
+    """One non-blocking write of ``data`` to socket ``fd``: the bytes written (0 when its
+    buffer is full), or :data:`FAILED` when the write failed (the peer is gone)."""
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
+    except OSError:
+        return FAILED
 
 
 def serve(control: socket.socket) -> None:
     """Answer commands from ``control`` until it closes."""
     fd_space = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
-    write, close = os.write, os.close
+    close = os.close
     while True:
         try:
             packet, ancillary, _flags, _ = control.recvmsg(MAX_COMMAND + COMMAND.size, fd_space)
@@ -67,12 +80,7 @@ def serve(control: socket.socket) -> None:
         size = len(payload)
         short: list[bytes] = []
         for i, fd in enumerate(fds):
-            try:
-                n = write(fd, payload)
-            except BlockingIOError:
-                n = 0
-            except OSError:
-                n = -1
+            n = write_once(fd, payload)
             if n != size:
                 short.append(SHORT.pack(i, n))
         done = time.monotonic()

@@ -45,7 +45,6 @@ from __future__ import annotations
 import array
 import asyncio
 import logging
-import os
 import socket
 import sys
 import time
@@ -81,7 +80,7 @@ START_TIMEOUT: Final = 10.0
 """Seconds a worker has to say it is ready."""
 NOT_SENT: Final = -2
 """``offload_done`` value for a take the worker never saw: nothing was written."""
-UNKNOWN: Final = -1
+UNKNOWN: Final = send_worker.FAILED
 """``offload_done`` value for a write that failed, or that a dead worker may have begun."""
 
 
@@ -243,14 +242,9 @@ class SendPool:
         local, self._local = self._local, []
         if not local:
             return
-        write = os.write
+        write = send_worker.write_once  # as a worker writes (its FAILED is UNKNOWN)
         for conn, fd, frame in local:
-            try:
-                written = write(fd, frame)
-            except BlockingIOError:
-                written = 0
-            except OSError:
-                written = UNKNOWN
+            written = write(fd, frame)
             if written != len(frame):
                 self.stats["short"] += 1
             try:
@@ -381,11 +375,3 @@ class SendPool:
             except TimeoutError:
                 lane.process.kill()
                 await lane.process.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``), for the
-    benchmarks' accounting of the workers."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
